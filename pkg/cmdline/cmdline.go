@@ -1,0 +1,311 @@
+// Package cmdline parses the kernel command line into the settings the
+// ofsroot init acts on: the overlay switch and its RAM size, the kernel's
+// own root words (root=, rootfstype=, rootflags=, ro, rw, rootwait,
+// rootdelay=, init=) and the rescue policy.
+//
+// Parsing is pure: Parse takes the text of /proc/cmdline. A bad value
+// never stops a boot; it yields a Warning naming the word, the value and
+// the default used instead.
+package cmdline
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// OverlayMode is what overlayfs= asks for.
+type OverlayMode int
+
+const (
+	// OverlayOff boots the real root as ro/rw say (the default: the seed
+	// images ship the overlay support switched off).
+	OverlayOff OverlayMode = iota
+	// OverlayOn boots the real root read-only under a RAM overlay.
+	OverlayOn
+)
+
+func (m OverlayMode) String() string {
+	if m == OverlayOn {
+		return "yes"
+	}
+	return "no"
+}
+
+// Rescue is what the init does when it cannot boot the root at all.
+type Rescue string
+
+const (
+	RescueReboot Rescue = "reboot" // the default, for unattended devices
+	RescueHalt   Rescue = "halt"
+	RescueShell  Rescue = "shell" // a shell on the console, if the initramfs has one
+)
+
+// Defaults.
+const (
+	DefaultPercent     = 50
+	DefaultRescueDelay = 10 * time.Second
+	// DefaultDeviceWait is how long the init waits for the root device
+	// without rootwait: the drivers are modules loaded a moment earlier
+	// and probe asynchronously (an SD card takes about a second).
+	DefaultDeviceWait = 5 * time.Second
+)
+
+// Size is the RAM layer's size: a percentage of MemTotal or bytes.
+type Size struct {
+	Percent int    // 1-100, when Bytes is 0
+	Bytes   uint64 // absolute size, when set
+}
+
+// For returns the size in bytes on a machine with memTotal bytes of RAM.
+func (s Size) For(memTotal uint64) uint64 {
+	if s.Bytes != 0 {
+		return s.Bytes
+	}
+	return memTotal / 100 * uint64(s.Percent)
+}
+
+func (s Size) String() string {
+	if s.Bytes != 0 {
+		return formatBytes(s.Bytes)
+	}
+	return fmt.Sprintf("%d%%", s.Percent)
+}
+
+// Config is everything the init takes from the command line.
+type Config struct {
+	Overlay OverlayMode
+	// OverlayWord is overlayfs='s value as written ("" when absent).
+	OverlayWord string
+	Size        Size
+
+	Root       string   // root= as written
+	RootFSType []string // rootfstype=, a comma list
+	RootFlags  string   // rootflags=
+	// ReadWrite is true when the last of ro/rw was rw. The kernel's
+	// default is ro.
+	ReadWrite bool
+	// RootWait: wait for the root device. RootWaitTimeout 0 means for
+	// ever, as the kernel's bare rootwait does; rootwait=N caps it.
+	RootWait        bool
+	RootWaitTimeout time.Duration
+	RootDelay       time.Duration
+
+	Init string // init=
+
+	Rescue      Rescue
+	RescueDelay time.Duration
+}
+
+// Warning is a word whose value could not be used.
+type Warning struct {
+	Word    string // the key, e.g. "ofs-size"
+	Value   string // its value as written
+	Problem string // what is wrong with it
+	Default string // what is used instead
+}
+
+func (w Warning) String() string {
+	return fmt.Sprintf("%s=%s: %s; using %s", w.Word, w.Value, w.Problem, w.Default)
+}
+
+// Default returns the settings used when the command line says nothing.
+func Default() Config {
+	return Config{
+		Size:        Size{Percent: DefaultPercent},
+		Rescue:      RescueReboot,
+		RescueDelay: DefaultRescueDelay,
+	}
+}
+
+// Parse reads a kernel command line. Words after "--" belong to the real
+// init and are not read here; the kernel hands them to the init itself.
+func Parse(line string) (Config, []Warning) {
+	c := Default()
+	var warns []Warning
+	warn := func(key, val, problem, def string) {
+		warns = append(warns, Warning{Word: key, Value: val, Problem: problem, Default: def})
+	}
+	for _, w := range Split(line) {
+		if w == "--" {
+			break
+		}
+		key, val, hasVal := strings.Cut(w, "=")
+		switch key {
+		case "overlayfs":
+			if !hasVal {
+				c.Overlay, c.OverlayWord = OverlayOn, "yes"
+				continue
+			}
+			on, ok := ParseBool(val)
+			if !ok {
+				warn(key, val, "not one of yes/no, on/off, true/false, 1/0", "no (plain root)")
+				c.Overlay, c.OverlayWord = OverlayOff, val
+				continue
+			}
+			c.OverlayWord = val
+			c.Overlay = OverlayOff
+			if on {
+				c.Overlay = OverlayOn
+			}
+		case "ofs-size":
+			s, err := ParseSize(val)
+			if err != nil {
+				warn(key, val, err.Error(), fmt.Sprintf("%d%%", DefaultPercent))
+				c.Size = Size{Percent: DefaultPercent}
+				continue
+			}
+			c.Size = s
+		case "ofs-rescue":
+			switch r := Rescue(strings.ToLower(val)); r {
+			case RescueReboot, RescueHalt, RescueShell:
+				c.Rescue = r
+			default:
+				warn(key, val, "not one of reboot, halt, shell", string(RescueReboot))
+				c.Rescue = RescueReboot
+			}
+		case "ofs-rescue-delay":
+			d, err := parseSeconds(val)
+			if err != nil {
+				warn(key, val, err.Error(), DefaultRescueDelay.String())
+				c.RescueDelay = DefaultRescueDelay
+				continue
+			}
+			c.RescueDelay = d
+		case "root":
+			c.Root = val
+		case "rootfstype":
+			c.RootFSType = nil
+			for _, t := range strings.Split(val, ",") {
+				if t != "" {
+					c.RootFSType = append(c.RootFSType, t)
+				}
+			}
+		case "rootflags":
+			c.RootFlags = val
+		case "ro":
+			if !hasVal {
+				c.ReadWrite = false
+			}
+		case "rw":
+			if !hasVal {
+				c.ReadWrite = true
+			}
+		case "rootwait":
+			c.RootWait = true
+			c.RootWaitTimeout = 0
+			if hasVal {
+				d, err := parseSeconds(val)
+				if err != nil {
+					warn(key, val, err.Error(), "wait for ever")
+					continue
+				}
+				c.RootWaitTimeout = d
+			}
+		case "rootdelay":
+			d, err := parseSeconds(val)
+			if err != nil {
+				warn(key, val, err.Error(), "no delay")
+				continue
+			}
+			c.RootDelay = d
+		case "init":
+			c.Init = val
+		}
+	}
+	return c, warns
+}
+
+// Split cuts a command line into words the way the kernel does: at
+// spaces, except inside double quotes, which are removed.
+func Split(line string) []string {
+	var words []string
+	var b strings.Builder
+	inQuote, inWord := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+			inWord = true
+		case !inQuote && (r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == 0):
+			if inWord {
+				words = append(words, b.String())
+				b.Reset()
+				inWord = false
+			}
+		default:
+			b.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, b.String())
+	}
+	return words
+}
+
+// ParseBool reads yes/no, on/off, true/false, y/n, 1/0 in any case.
+func ParseBool(s string) (value, ok bool) {
+	switch strings.ToLower(s) {
+	case "yes", "y", "on", "true", "1", "enable", "enabled":
+		return true, true
+	case "no", "n", "off", "false", "0", "disable", "disabled":
+		return false, true
+	}
+	return false, false
+}
+
+// ParseSize reads ofs-size's value: "20" or "20%" (percent of RAM,
+// 1-100), or "512M", "1G", "65536K" (absolute; suffix K, M or G, any
+// case, binary units).
+func ParseSize(s string) (Size, error) {
+	if s == "" {
+		return Size{}, fmt.Errorf("empty")
+	}
+	num, unit := s, ""
+	switch last := s[len(s)-1]; last {
+	case '%':
+		num = s[:len(s)-1]
+	case 'k', 'K', 'm', 'M', 'g', 'G':
+		num, unit = s[:len(s)-1], strings.ToUpper(string(last))
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return Size{}, fmt.Errorf("not a size (want a percentage 1-100, N%%, or N with K, M or G)")
+	}
+	if unit == "" {
+		if n < 1 || n > 100 {
+			return Size{}, fmt.Errorf("percentage out of range 1-100")
+		}
+		return Size{Percent: int(n)}, nil
+	}
+	shift := map[string]uint{"K": 10, "M": 20, "G": 30}[unit]
+	if n == 0 {
+		return Size{}, fmt.Errorf("size must be above zero")
+	}
+	if n > (1<<63)>>shift {
+		return Size{}, fmt.Errorf("size too large")
+	}
+	return Size{Bytes: n << shift}, nil
+}
+
+func parseSeconds(s string) (time.Duration, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("not a whole number of seconds")
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+func formatBytes(b uint64) string {
+	switch {
+	case b%(1<<30) == 0:
+		return fmt.Sprintf("%dG", b>>30)
+	case b%(1<<20) == 0:
+		return fmt.Sprintf("%dM", b>>20)
+	case b%(1<<10) == 0:
+		return fmt.Sprintf("%dK", b>>10)
+	}
+	return fmt.Sprintf("%d", b)
+}
