@@ -214,3 +214,37 @@ func readOnlyOptions(opts string) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// ForceRootReadOnly returns data with the options of every "/" entry
+// made read-only ("ro" first, rw dropped), and whether anything changed.
+// It is for a degraded boot, where the real root's own fstab is used: the
+// real init must not remount the root read-write because of it.
+func ForceRootReadOnly(data []byte) ([]byte, bool) {
+	var b bytes.Buffer
+	changed := false
+	for _, l := range Parse(data) {
+		if l.Entry != nil && l.Entry.IsRoot() {
+			e := *l.Entry
+			ro := readOnlyOptions(e.MntOps)
+			if ro != e.MntOps {
+				changed = true
+				fields := []string{e.Spec, Escape(e.File), e.VfsType, ro}
+				if e.Freq != "" {
+					fields = append(fields, e.Freq)
+				}
+				if e.PassNo != "" {
+					// A read-only root is not checked at boot: a check
+					// can write.
+					fields = append(fields, "0")
+				}
+				fmt.Fprintf(&b, "# ofsroot: degraded boot, root forced read-only; was: %s\n", l.Raw)
+				b.WriteString(strings.Join(fields, " "))
+				b.WriteByte('\n')
+				continue
+			}
+		}
+		b.WriteString(l.Raw)
+		b.WriteByte('\n')
+	}
+	return b.Bytes(), changed
+}

@@ -169,3 +169,20 @@ func FuzzRewrite(f *testing.F) {
 		}
 	})
 }
+
+func TestForceRootReadOnly(t *testing.T) {
+	out, changed := ForceRootReadOnly([]byte("# hi\nUUID=x / ext4 errors=remount-ro 0 1\n/dev/vdb /data ext4 rw 0 2\n"))
+	if !changed {
+		t.Fatal("not changed")
+	}
+	want := "# hi\n# ofsroot: degraded boot, root forced read-only; was: UUID=x / ext4 errors=remount-ro 0 1\nUUID=x / ext4 ro,errors=remount-ro 0 0\n/dev/vdb /data ext4 rw 0 2\n"
+	if string(out) != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	if _, changed := ForceRootReadOnly([]byte("/dev/vda / ext4 ro\n")); changed {
+		t.Error("an ro root changed")
+	}
+	if _, changed := ForceRootReadOnly([]byte("/dev/vda /home ext4 rw\n")); changed {
+		t.Error("no root, yet changed")
+	}
+}

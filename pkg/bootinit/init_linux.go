@@ -1,0 +1,509 @@
+package bootinit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/blockdev"
+	"github.com/ofsroot/ofsroot/pkg/bootstatus"
+	"github.com/ofsroot/ofsroot/pkg/cmdline"
+	"github.com/ofsroot/ofsroot/pkg/fstab"
+	"github.com/ofsroot/ofsroot/pkg/klog"
+	"github.com/ofsroot/ofsroot/pkg/kmod"
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+	"github.com/ofsroot/ofsroot/pkg/switchroot"
+)
+
+// boot holds what the steps learn as they go.
+type boot struct {
+	log    *klog.Logger
+	x      *Executor
+	cfg    cmdline.Config
+	status bootstatus.Status
+
+	root     blockdev.Device
+	fstype   string
+	newRoot  string // what becomes "/" at the switch
+	memTotal uint64
+	paths    layout
+}
+
+// layout names the folders the layers are built in; tests build them
+// under a temporary folder.
+type layout struct {
+	ro, rw, newRoot, run string
+}
+
+var initramfsLayout = layout{ro: ReadOnlyLayer, rw: WritableLayer, newRoot: NewRoot, run: "/run"}
+
+// Main runs the init. It never returns: it execs the real init or, when
+// there is nothing to boot, carries out the rescue policy.
+func Main() {
+	start := monotonic()
+	log := klog.New()
+	b := &boot{log: log, x: &Executor{Log: log, Now: monotonic}, paths: initramfsLayout}
+	b.status = bootstatus.Status{Version: 1, StartedAt: start.Seconds(), Root: bootstatus.Root{}}
+	log.Infof("start t=%.6f (ofsroot %s)", start.Seconds(), Version)
+	defer func() {
+		// PID 1 must not die: the kernel panics when it does. A bug
+		// here ends in the rescue policy, loudly, instead.
+		if r := recover(); r != nil {
+			log.Loudf("BUG: the init panicked: %v\n%s", r, debug.Stack())
+			b.rescue(fmt.Errorf("internal error: %v", r))
+		}
+	}()
+	err := b.run()
+	b.rescue(err)
+}
+
+func (b *boot) run() error {
+	if err := b.x.Run(b.earlyMounts()...); err != nil {
+		return err
+	}
+	b.readCommandLine()
+	b.x.Run(b.loadModules())
+	if err := b.x.Run(b.findRoot()); err != nil {
+		return err
+	}
+	var steps []Step
+	if b.cfg.Overlay == cmdline.OverlayOn {
+		if err := b.x.Run(b.mountRealRoot(b.paths.ro, true)); err != nil {
+			return err
+		}
+		if err := b.x.Run(b.overlaySteps()...); err != nil {
+			b.degrade(err)
+		}
+	} else {
+		b.status.Mode = bootstatus.Plain
+		b.newRoot = b.paths.newRoot
+		if err := b.x.Run(b.mountRealRoot(b.paths.newRoot, !b.cfg.ReadWrite)); err != nil {
+			return err
+		}
+	}
+	if b.status.Mode == bootstatus.Protected {
+		steps = append(steps, b.moveLayersSteps()...)
+		steps = append(steps, b.rewriteFstab())
+	}
+	if b.status.Mode == bootstatus.Degraded {
+		steps = append(steps, b.guardDegradedFstab())
+	}
+	b.x.Run(steps...)
+	return b.handOver()
+}
+
+// earlyMounts are the kernel filesystems the init and its tools need.
+func (b *boot) earlyMounts() []Step {
+	m := func(src, dir, fstype string, flags uintptr, data string) Step {
+		name := fmt.Sprintf("mount -t %s", fstype)
+		if opts := append(mountfs.FlagNames(flags), nonEmpty(data)...); len(opts) > 0 {
+			name += " -o " + strings.Join(opts, ",")
+		}
+		return Step{Name: fmt.Sprintf("%s %s %s", name, src, dir), Do: func() error {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			err := mountfs.Mount(src, dir, fstype, flags, data)
+			if errors.Is(err, unix.EBUSY) {
+				return nil // the kernel mounted it already (CONFIG_DEVTMPFS_MOUNT)
+			}
+			return err
+		}}
+	}
+	return []Step{
+		m("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""),
+		m("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""),
+		m("devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"),
+		m("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"),
+	}
+}
+
+func (b *boot) readCommandLine() {
+	data, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		b.log.Warnf("reading /proc/cmdline: %v; using the defaults", err)
+	}
+	line := strings.TrimSpace(string(data))
+	b.status.Cmdline = line
+	cfg, warns := cmdline.Parse(line)
+	for _, w := range warns {
+		b.log.Warnf("%s", w)
+		b.status.Warnings = append(b.status.Warnings, w.String())
+	}
+	b.cfg = cfg
+	b.status.Requested = cfg.Overlay.String()
+	if cfg.OverlayWord != "" {
+		b.status.Requested = cfg.OverlayWord
+	}
+	b.status.Root.Spec = cfg.Root
+	b.log.Infof("overlay %s, ram layer %s, root %q, rescue %s after %s",
+		cfg.Overlay, cfg.Size, cfg.Root, cfg.Rescue, cfg.RescueDelay)
+	if cfg.Overlay == cmdline.OverlayOn && cfg.ReadWrite {
+		b.log.Warnf("rw ignored: with overlayfs=yes the real root is always mounted read-only")
+	}
+}
+
+func (b *boot) loadModules() Step {
+	return Step{Name: "modprobe (modules listed in " + kmod.OrderFile + ")", Optional: true, Do: func() error {
+		f, err := os.Open(kmod.OrderFile)
+		if errors.Is(err, os.ErrNotExist) {
+			b.log.Infof("no %s: no modules to load", kmod.OrderFile)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		entries, err := kmod.ParseOrder(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for _, e := range entries {
+			name := strings.TrimSuffix(filepath.Base(e.Path), ".ko")
+			err := kmod.Load(e.Path, e.Params)
+			var result string
+			switch {
+			case err == nil:
+				result = "loaded"
+			case errors.Is(err, unix.EEXIST):
+				result = "present"
+			case errors.Is(err, unix.ENODEV):
+				result = "skipped: no such device here (ENODEV)"
+				b.log.Infof("module %s: no matching hardware, skipped", name)
+			default:
+				failed++
+				result = "failed: " + err.Error()
+				b.log.Warnf("module %s: %v", name, err)
+			}
+			b.status.Modules = append(b.status.Modules, bootstatus.Module{Name: name, Result: result})
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d modules failed to load", failed, len(entries))
+		}
+		return nil
+	}}
+}
+
+// findRoot waits for the root device as rootdelay=, rootwait say.
+func (b *boot) findRoot() Step {
+	spec := b.cfg.Root
+	return Step{Name: fmt.Sprintf("find root device %q", spec), Do: func() error {
+		if spec == "" {
+			devs, _ := blockdev.Scan("/sys", "/dev")
+			return fmt.Errorf("no root= on the kernel command line; block devices seen: %s", blockdev.Summary(devs))
+		}
+		if b.cfg.RootDelay > 0 {
+			b.log.Infof("rootdelay: waiting %s", b.cfg.RootDelay)
+			time.Sleep(b.cfg.RootDelay)
+		}
+		limit := cmdline.DefaultDeviceWait
+		if b.cfg.RootWait {
+			limit = b.cfg.RootWaitTimeout // 0: for ever
+		}
+		start := monotonic()
+		lastSay := start
+		for {
+			devs, err := blockdev.Scan("/sys", "/dev")
+			if err == nil {
+				d, rerr := blockdev.Resolve(spec, devs)
+				if rerr == nil {
+					b.root = d
+					b.status.Root.Device = d.Path
+					b.status.Root.UUID, b.status.Root.Label = d.UUID, d.Label
+					b.log.Infof("root %q is %s (%s)", spec, d.Path, blockdev.Summary([]blockdev.Device{d}))
+					return nil
+				}
+				if !errors.Is(rerr, blockdev.ErrNotFound) {
+					return rerr // ambiguous: waiting will not help
+				}
+			}
+			waited := monotonic() - start
+			if limit > 0 && waited >= limit {
+				how := "without rootwait"
+				if b.cfg.RootWait {
+					how = "rootwait=" + fmt.Sprint(int(limit.Seconds()))
+				}
+				return fmt.Errorf("root device %q not found after %.1f s (%s); block devices seen: %s",
+					spec, waited.Seconds(), how, blockdev.Summary(devs))
+			}
+			if monotonic()-lastSay >= 5*time.Second {
+				lastSay = monotonic()
+				b.log.Infof("waiting for root device %q (%.0f s so far); seen: %s", spec, waited.Seconds(), blockdev.Summary(devs))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}}
+}
+
+// fsTypes lists the types to try for the root: rootfstype=, else what
+// the device's superblock says (ext2/ext3 also by the ext4 driver), else
+// every block filesystem the kernel has.
+func (b *boot) fsTypes() []string {
+	if len(b.cfg.RootFSType) > 0 {
+		return b.cfg.RootFSType
+	}
+	switch t := b.root.FSType; t {
+	case "ext2", "ext3":
+		return []string{t, "ext4"}
+	case "":
+	default:
+		return []string{t}
+	}
+	data, _ := os.ReadFile("/proc/filesystems")
+	all, nodev := mountfs.Filesystems(string(data))
+	var types []string
+	for _, t := range all {
+		if !nodev[t] {
+			types = append(types, t)
+		}
+	}
+	return types
+}
+
+func (b *boot) mountRealRoot(dir string, readOnly bool) Step {
+	flags, data := mountfs.ParseOptions(b.cfg.RootFlags)
+	if readOnly {
+		flags |= unix.MS_RDONLY
+	} else {
+		flags &^= unix.MS_RDONLY
+	}
+	types := b.fsTypes()
+	opts := append(mountfs.FlagNames(flags), nonEmpty(data)...)
+	if len(opts) == 0 {
+		opts = []string{"rw"}
+	}
+	name := fmt.Sprintf("mount -t %s -o %s %s %s", strings.Join(types, ","), strings.Join(opts, ","), b.root.Path, dir)
+	return Step{Name: name, Do: func() error {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if len(types) == 0 {
+			return fmt.Errorf("filesystem on %s unknown and the kernel lists no block filesystems", b.root.Path)
+		}
+		var errs []string
+		for _, t := range types {
+			err := mountfs.Mount(b.root.Path, dir, t, flags, data)
+			if err == nil {
+				b.fstype = t
+				b.status.Root.FSType = t
+				b.status.Root.Options = strings.Join(opts, ",")
+				b.status.Root.Mount = "/"
+				if b.cfg.Overlay == cmdline.OverlayOn {
+					b.status.Root.Mount = ReadOnlyLayer
+				}
+				return nil
+			}
+			errs = append(errs, err.Error())
+		}
+		return fmt.Errorf("cannot mount the root %s (filesystem on it: %q; tried %s): %s",
+			b.root.Path, b.root.FSType, strings.Join(types, ", "), strings.Join(errs, "; "))
+	}}
+}
+
+// overlaySteps build the RAM layer and the overlay. Any failure here
+// leaves the real root read-only: the caller degrades.
+func (b *boot) overlaySteps() []Step {
+	mem, err := memTotal()
+	b.memTotal = mem
+	size := b.cfg.Size.For(mem)
+	tmpfsData := fmt.Sprintf("size=%d,mode=0755", size)
+	upper, work := b.paths.rw+"/upper", b.paths.rw+"/work"
+	ovlData := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", b.paths.ro, upper, work)
+	return []Step{
+		{Name: "read MemTotal from /proc/meminfo", Do: func() error {
+			if err != nil {
+				return err
+			}
+			if b.cfg.Size.Bytes > mem {
+				b.log.Warnf("ofs-size=%s is more than the RAM (%d bytes): writes may exhaust memory", b.cfg.Size, mem)
+			}
+			return nil
+		}},
+		{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, TmpfsName, b.paths.rw), Do: func() error {
+			if err := os.MkdirAll(b.paths.rw, 0o755); err != nil {
+				return err
+			}
+			return mountfs.Mount(TmpfsName, b.paths.rw, "tmpfs", 0, tmpfsData)
+		}},
+		{Name: fmt.Sprintf("mkdir %s %s", upper, work), Do: func() error {
+			if err := os.Mkdir(upper, 0o755); err != nil {
+				return err
+			}
+			return os.Mkdir(work, 0o755)
+		}},
+		{Name: fmt.Sprintf("mount -t overlay -o %s %s %s", ovlData, OverlayName, b.paths.newRoot), Do: func() error {
+			if !mountfs.KernelHas("overlay") {
+				return fmt.Errorf("the kernel has no overlay filesystem (module overlay missing or failed to load)")
+			}
+			if err := os.MkdirAll(b.paths.newRoot, 0o755); err != nil {
+				return err
+			}
+			if err := mountfs.Mount(OverlayName, b.paths.newRoot, "overlay", 0, ovlData); err != nil {
+				return err
+			}
+			b.newRoot = b.paths.newRoot
+			b.status.Mode = bootstatus.Protected
+			b.status.RAM = &bootstatus.RAM{Mount: WritableLayer, SizeBytes: size, Percent: b.cfg.Size.Percent, MemTotal: mem}
+			if b.cfg.Size.Bytes != 0 {
+				b.status.RAM.Percent = 0
+			}
+			b.status.Overlay = &bootstatus.Overlay{Lower: ReadOnlyLayer, Upper: WritableLayer + "/upper", Work: WritableLayer + "/work"}
+			return nil
+		}},
+	}
+}
+
+// degrade is fail-closed: the overlay could not be built, so the real
+// root, already mounted read-only, becomes / as it is.
+func (b *boot) degrade(err error) {
+	b.status.Mode = bootstatus.Degraded
+	reason := fmt.Sprintf("overlay could not be built: %v", err)
+	b.status.Reasons = append(b.status.Reasons, reason)
+	b.status.RAM, b.status.Overlay = nil, nil
+	b.log.Loudf("DEGRADED: %s\nBooting the real root READ-ONLY, WITHOUT a RAM overlay: writes to / will fail.\nThe device is NOT being written; fix the initramfs (is overlay.ko in it?) to get a writable protected root.", reason)
+	// Undo what was half built; a failure here changes nothing for the
+	// boot.
+	mountfs.Unmount(b.paths.newRoot, unix.MNT_DETACH)
+	mountfs.Unmount(b.paths.rw, unix.MNT_DETACH)
+	b.newRoot = b.paths.ro
+	b.status.Root.Mount = "/"
+}
+
+// moveLayersSteps put both layers where the seed's layout has them,
+// inside the new root. The folders are made in the overlay, so in RAM.
+func (b *boot) moveLayersSteps() []Step {
+	var steps []Step
+	for _, l := range [][2]string{{b.paths.ro, ReadOnlyLayer}, {b.paths.rw, WritableLayer}} {
+		layer, dst := l[0], filepath.Join(b.paths.newRoot, l[1])
+		steps = append(steps, Step{Name: fmt.Sprintf("mount --move %s %s", layer, dst), Optional: true, Do: func() error {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+			return mountfs.Move(layer, dst)
+		}})
+	}
+	return steps
+}
+
+// rewriteFstab writes the new root's /etc/fstab: through the overlay,
+// so into the RAM layer only.
+func (b *boot) rewriteFstab() Step {
+	path := filepath.Join(b.paths.newRoot, "etc/fstab")
+	return Step{Name: "rewrite " + path + " (in the RAM layer)", Optional: true, Do: func() error {
+		orig, err := os.ReadFile(path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			orig = nil
+			b.log.Infof("the real root has no /etc/fstab; writing one")
+		}
+		spec := b.cfg.Root
+		if spec == "" {
+			spec = b.root.Path
+		}
+		out, warns := fstab.Rewrite(orig, fstab.RealRoot{Spec: spec, VfsType: b.fstype, Mount: ReadOnlyLayer, Options: b.status.Root.Options})
+		for _, w := range warns {
+			b.log.Warnf("%s", w)
+			b.status.Warnings = append(b.status.Warnings, w)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		return writeFileAtomic(path, out, 0o644)
+	}}
+}
+
+// guardDegradedFstab: in a degraded boot the real root's own fstab is
+// the one the real init reads, and its "/" entry usually says rw, which
+// would make the real init remount the root read-write. A copy with "/"
+// forced to ro, kept on /run (RAM), is bind-mounted over it.
+func (b *boot) guardDegradedFstab() Step {
+	path := filepath.Join(b.paths.ro, "etc/fstab")
+	copyPath := filepath.Join(b.paths.run, "ofsroot/fstab")
+	return Step{Name: fmt.Sprintf("mount --bind %s %s (root forced ro)", copyPath, path), Optional: true, Do: func() error {
+		orig, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // nothing will remount it
+		}
+		if err != nil {
+			return err
+		}
+		out, changed := fstab.ForceRootReadOnly(orig)
+		if !changed {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Dir(copyPath), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(copyPath, out, 0o644); err != nil {
+			return err
+		}
+		return mountfs.Mount(copyPath, path, "", unix.MS_BIND, "")
+	}}
+}
+
+// handOver writes the status, switches root and execs the real init.
+func (b *boot) handOver() error {
+	candidates := switchroot.DefaultInits
+	if b.cfg.Init != "" {
+		candidates = []string{b.cfg.Init}
+	}
+	init, err := switchroot.FindInitIn(b.newRoot, candidates)
+	if err != nil {
+		return fmt.Errorf("root %s has no init: %w", b.root.Path, err)
+	}
+	// The kernel gave this process exactly the arguments and environment
+	// it gives an init: words after "--" and unknown words without "=" as
+	// arguments, unknown key=value words as environment. They go on
+	// unchanged.
+	args, env := os.Args[1:], os.Environ()
+	b.status.Init, b.status.InitArgs = init, args
+	b.status.Steps = b.x.Steps
+	b.status.HandoverAt = monotonic().Seconds()
+	if err := bootstatus.WriteFile(filepath.Join(b.paths.run, "ofsroot", StatusFileName), &b.status); err != nil {
+		b.log.Warnf("writing the status file: %v", err)
+	}
+	b.log.Infof("mode %s; stage took %.3f s", b.status.Mode, b.status.HandoverAt-b.status.StartedAt)
+	b.log.Infof("switching to %s", init)
+	if err := switchroot.Switch(b.newRoot, []string{"/dev", "/proc", "/sys", "/run"}, b.log.Warnf); err != nil {
+		return fmt.Errorf("switch_root to %s: %w", b.newRoot, err)
+	}
+	return switchroot.Exec(init, args, env)
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func memTotal() (uint64, error) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	return ParseMemTotal(string(data))
+}
+
+func monotonic() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".ofsroot-tmp"
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,113 @@
+// Package klog is the init's one logger: every line goes to the kernel
+// log (/dev/kmsg) with a level, and to the console, prefixed "ofsroot: ".
+//
+// A line the kernel will itself echo on the console (its level is below
+// the console log level) is not written to the console a second time.
+package klog
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Levels, as the kernel numbers them.
+const (
+	Err    = 3
+	Warn   = 4
+	Notice = 5
+)
+
+// Logger writes lines to the kernel log and the console.
+type Logger struct {
+	mu sync.Mutex
+	// Console is where lines go when the kernel will not echo them;
+	// normally os.Stdout, which the kernel opened on /dev/console.
+	Console io.Writer
+	// KmsgPath is /dev/kmsg; empty to skip the kernel log (tests).
+	KmsgPath string
+	// ConsoleLevel returns the kernel's console log level; a line whose
+	// level is below it is echoed by the kernel. nil means never.
+	ConsoleLevel func() int
+	// Lines keeps every line written, for the status file.
+	Lines []string
+}
+
+// New returns the init's logger.
+func New() *Logger {
+	return &Logger{Console: os.Stdout, KmsgPath: "/dev/kmsg", ConsoleLevel: ProcConsoleLevel}
+}
+
+// Infof logs a progress line.
+func (l *Logger) Infof(format string, args ...any) { l.log(Notice, "", format, args...) }
+
+// Warnf logs something the user should know; the boot goes on.
+func (l *Logger) Warnf(format string, args ...any) { l.log(Warn, "warning: ", format, args...) }
+
+// Errorf logs a failure.
+func (l *Logger) Errorf(format string, args ...any) { l.log(Err, "error: ", format, args...) }
+
+// Loudf logs a failure the user must not miss, framed so that it stands
+// out on a scrolling console.
+func (l *Logger) Loudf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	bar := strings.Repeat("!", 72)
+	l.log(Err, "", "%s", bar)
+	for _, line := range strings.Split(msg, "\n") {
+		l.log(Err, "", "!! %s", line)
+	}
+	l.log(Err, "", "%s", bar)
+}
+
+func (l *Logger) log(level int, kind, format string, args ...any) {
+	msg := "ofsroot: " + kind + fmt.Sprintf(format, args...)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.Lines = append(l.Lines, msg)
+	echoed := false
+	if l.KmsgPath != "" {
+		echoed = l.writeKmsg(level, msg) && l.ConsoleLevel != nil && level < l.ConsoleLevel()
+	}
+	if !echoed && l.Console != nil {
+		fmt.Fprintln(l.Console, msg)
+	}
+}
+
+// writeKmsg opens /dev/kmsg for each line: the kernel rate-limits writes
+// per open file (ten lines per five seconds), and a boot logs more.
+func (l *Logger) writeKmsg(level int, msg string) bool {
+	f, err := os.OpenFile(l.KmsgPath, os.O_WRONLY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = fmt.Fprintf(f, "<%d>%s\n", level, msg)
+	return err == nil
+}
+
+// ProcConsoleLevel reads the console log level from
+// /proc/sys/kernel/printk; 0 (echo nothing) when it cannot be read, so
+// the logger then writes to the console itself.
+func ProcConsoleLevel() int {
+	data, err := os.ReadFile("/proc/sys/kernel/printk")
+	if err != nil {
+		return 0
+	}
+	return ParseConsoleLevel(string(data))
+}
+
+// ParseConsoleLevel reads the first number of /proc/sys/kernel/printk.
+func ParseConsoleLevel(s string) int {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return n
+}

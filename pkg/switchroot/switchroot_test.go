@@ -1,0 +1,97 @@
+package switchroot
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/mountfs/mountfstest"
+)
+
+func TestResolveIn(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(root+"/lib/systemd", 0o755)
+	os.MkdirAll(root+"/sbin", 0o755)
+	os.WriteFile(root+"/lib/systemd/systemd", []byte("x"), 0o755)
+	os.MkdirAll(root+"/etc", 0o755)
+	os.WriteFile(root+"/etc/passwd", nil, 0o644)
+	os.Symlink("/lib/systemd/systemd", root+"/sbin/init")      // absolute
+	os.Symlink("../lib/systemd/systemd", root+"/sbin/rel")     // relative
+	os.Symlink("/../../../../etc/passwd", root+"/sbin/escape") // must stay inside
+	os.Symlink("loop2", root+"/sbin/loop1")
+	os.Symlink("loop1", root+"/sbin/loop2")
+	os.Symlink("/lib", root+"/usrlib")
+	for in, want := range map[string]string{
+		"/sbin/init":                   root + "/lib/systemd/systemd",
+		"/sbin/rel":                    root + "/lib/systemd/systemd",
+		"/sbin/escape":                 root + "/etc/passwd",
+		"/usrlib/systemd/systemd":      root + "/lib/systemd/systemd",
+		"/sbin/../lib/systemd/systemd": root + "/lib/systemd/systemd",
+		"/nope":                        root + "/nope",
+	} {
+		got, err := ResolveIn(root, in)
+		if err != nil || got != want {
+			t.Errorf("ResolveIn(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ResolveIn(root, "/sbin/loop1"); err != unix.ELOOP {
+		t.Errorf("loop: %v", err)
+	}
+}
+
+func TestFindInitIn(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(root+"/sbin", 0o755)
+	os.MkdirAll(root+"/bin", 0o755)
+	os.MkdirAll(root+"/etc/init", 0o755)               // a folder, not an init
+	os.WriteFile(root+"/bin/init", []byte("x"), 0o644) // not executable
+	os.WriteFile(root+"/bin/sh", []byte("x"), 0o755)
+	got, err := FindInitIn(root, DefaultInits)
+	if err != nil || got != "/bin/sh" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	os.Remove(root + "/bin/sh")
+	_, err = FindInitIn(root, DefaultInits)
+	for _, s := range []string{"/sbin/init (", "/etc/init (not a regular file)", "/bin/init (not executable)", "/bin/sh ("} {
+		if err == nil || !strings.Contains(err.Error(), s) {
+			t.Errorf("error %v lacks %q", err, s)
+		}
+	}
+}
+
+// TestRemoveTreeStaysOnItsFilesystem: freeing the initramfs must never
+// delete files of the new root mounted beneath it.
+func TestRemoveTreeStaysOnItsFilesystem(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	top := t.TempDir()
+	if err := unix.Mount("old", top, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(top, unix.MNT_DETACH)
+	os.MkdirAll(top+"/a/b", 0o755)
+	os.WriteFile(top+"/a/b/f", nil, 0o644)
+	os.Symlink("/etc", top+"/link")
+	os.MkdirAll(top+"/newroot", 0o755)
+	if err := unix.Mount("new", top+"/newroot", "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(top+"/newroot/keep", nil, 0o644)
+	var st unix.Stat_t
+	unix.Stat(top, &st)
+	if err := removeTree(top, st.Dev, true); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(top)
+	if len(entries) != 1 || entries[0].Name() != "newroot" {
+		t.Errorf("left %v", entries)
+	}
+	if _, err := os.Stat(filepath.Join(top, "newroot/keep")); err != nil {
+		t.Errorf("the new root lost a file: %v", err)
+	}
+	if _, err := os.Stat("/etc/hostname"); err != nil && !os.IsNotExist(err) {
+		t.Errorf("followed a link: %v", err)
+	}
+}
