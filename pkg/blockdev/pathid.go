@@ -1,7 +1,6 @@
 package blockdev
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -131,7 +130,31 @@ func sysnum(name string) string {
 	return name[i:]
 }
 
-var mmcBootRe = regexp.MustCompile(`^mmcblk[0-9]+boot([0-9]+)$`)
+// mmcBootArea returns N for an eMMC boot area "mmcblkXbootN". (No
+// regexp: the package is linked into the init, where size counts.)
+func mmcBootArea(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "mmcblk")
+	if !ok {
+		return "", false
+	}
+	disk, area, ok := strings.Cut(rest, "boot")
+	if !ok || !allDigits(disk) || !allDigits(area) {
+		return "", false
+	}
+	return area, true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // byPathNames lists the names udev's 60-persistent-storage rules create
 // under /dev/disk/by-path for a device, given its disk's ID_PATH: the
@@ -141,8 +164,8 @@ func byPathNames(name string, partition int, id string) []string {
 	if id == "" || !persistentName(name) {
 		return nil
 	}
-	if m := mmcBootRe.FindStringSubmatch(name); m != nil && partition == 0 {
-		return []string{id + "-boot" + m[1]}
+	if area, ok := mmcBootArea(name); ok && partition == 0 {
+		return []string{id + "-boot" + area}
 	}
 	suffix := ""
 	if partition > 0 {

@@ -16,7 +16,7 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/cmdline"
 	"github.com/ofsroot/ofsroot/pkg/fstab"
 	"github.com/ofsroot/ofsroot/pkg/klog"
-	"github.com/ofsroot/ofsroot/pkg/kmod"
+	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/switchroot"
 )
@@ -150,16 +150,16 @@ func (b *boot) readCommandLine() {
 }
 
 func (b *boot) loadModules() Step {
-	return Step{Name: "modprobe (modules listed in " + kmod.OrderFile + ")", Optional: true, Do: func() error {
-		f, err := os.Open(kmod.OrderFile)
+	return Step{Name: "modprobe (modules listed in " + modload.OrderFile + ")", Optional: true, Do: func() error {
+		f, err := os.Open(modload.OrderFile)
 		if errors.Is(err, os.ErrNotExist) {
-			b.log.Infof("no %s: no modules to load", kmod.OrderFile)
+			b.log.Infof("no %s: no modules to load", modload.OrderFile)
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		entries, err := kmod.ParseOrder(f)
+		entries, err := modload.ParseOrder(f)
 		f.Close()
 		if err != nil {
 			return err
@@ -167,7 +167,7 @@ func (b *boot) loadModules() Step {
 		failed := 0
 		for _, e := range entries {
 			name := strings.TrimSuffix(filepath.Base(e.Path), ".ko")
-			err := kmod.Load(e.Path, e.Params)
+			err := modload.Load(e.Path, e.Params)
 			var result string
 			switch {
 			case err == nil:

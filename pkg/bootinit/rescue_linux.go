@@ -49,7 +49,7 @@ func (b *boot) rescue(err error) {
 	case cmdline.RescueHalt:
 		b.log.Errorf("rescue: halting (ofs-rescue=halt); power-cycle the device to retry")
 		unix.Sync()
-		unix.Reboot(unix.LINUX_REBOOT_CMD_HALT)
+		unix.Reboot(rebootCmd(unix.LINUX_REBOOT_CMD_HALT))
 	default:
 		b.log.Errorf("rescue: rebooting in %d s (ofs-rescue=reboot; ofs-rescue=halt or ofs-rescue=shell to change)", int(delay.Seconds()))
 		time.Sleep(delay)
@@ -76,3 +76,8 @@ func (b *boot) runShell(argv []string) {
 	}
 	p.Wait()
 }
+
+// rebootCmd passes a reboot(2) command word as the int unix.Reboot
+// takes: LINUX_REBOOT_CMD_HALT (0xcdef0123) overflows a 32-bit int as a
+// constant, so it goes through a variable.
+func rebootCmd(cmd uint32) int { return int(int32(cmd)) }

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/initramfs"
+)
+
+func init() {
+	commands["initramfs"] = command{
+		summary: "build a board's initramfs (init, kernel modules in load order, /dev/console) from a Debian kernel",
+		run:     runInitramfs,
+	}
+}
+
+// initramfsSynopsis is the one-line usage of the command.
+const initramfsSynopsis = "--board NAME --kernel DEB|DIR --output FILE [--compress gzip|xz|zstd|none] [--init PREBUILT] [--without-module NAME]..."
+
+// initramfsList is a repeatable string flag.
+type initramfsList []string
+
+func (l *initramfsList) String() string { return strings.Join(*l, ",") }
+
+func (l *initramfsList) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("empty module name")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// runInitramfs parses the flags, builds the image and prints a summary.
+// SOURCE_DATE_EPOCH, if set, stamps the archive entries.
+func runInitramfs(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("initramfs", initramfsSynopsis, stderr)
+	boardName := fs.String("board", "", "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "))
+	kernel := fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one")
+	output := fs.String("output", "", "initramfs `FILE` to write (replaced atomically)")
+	compress := fs.String("compress", "gzip", "`METHOD` of compression: "+strings.Join(initramfs.Compressions, ", "))
+	initBin := fs.String("init", "", "`PREBUILT` init binary (static, for the board's architecture); default: go build ./cmd/init of this source tree")
+	var without initramfsList
+	fs.Var(&without, "without-module", "leave module `NAME` out (repeatable), e.g. overlay to test the fail-closed path")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q (ofsroot initramfs %s)", errUsage, fs.Args(), initramfsSynopsis)
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{{"--board", *boardName}, {"--kernel", *kernel}, {"--output", *output}} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s (ofsroot initramfs %s)", errUsage, strings.Join(missing, ", "), initramfsSynopsis)
+	}
+	b, err := board.Lookup(*boardName)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if !initramfsKnownCompression(*compress) {
+		return fmt.Errorf("%w: --compress %q: known methods are %s", errUsage, *compress, strings.Join(initramfs.Compressions, ", "))
+	}
+	if _, err := os.Stat(*kernel); err != nil {
+		return fmt.Errorf("%w: --kernel %s: %v; give a linux-image .deb (apt-get download linux-image-...) or the folder `dpkg -x` made of one",
+			errUsage, *kernel, initramfsPathErr(err))
+	}
+	if *initBin != "" {
+		if _, err := os.Stat(*initBin); err != nil {
+			return fmt.Errorf("%w: --init %s: %v", errUsage, *initBin, initramfsPathErr(err))
+		}
+	}
+	var epoch int64
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		epoch, err = strconv.ParseInt(s, 10, 64)
+		if err != nil || epoch < 0 || epoch > 1<<32-1 {
+			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a time in seconds since 1970 that cpio can hold", errUsage, s)
+		}
+	}
+
+	res, err := initramfs.Build(initramfs.Options{
+		Board:           b,
+		Kernel:          *kernel,
+		Output:          *output,
+		Compression:     *compress,
+		InitBinary:      *initBin,
+		WithoutModules:  without,
+		SourceDateEpoch: epoch,
+		Log: func(format string, args ...any) {
+			fmt.Fprintf(stderr, "ofsroot initramfs: "+format+"\n", args...)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	initramfsSummary(stdout, b, res)
+	return nil
+}
+
+func initramfsKnownCompression(c string) bool {
+	for _, k := range initramfs.Compressions {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// initramfsPathErr drops the path from an *fs.PathError, which the
+// message names already.
+func initramfsPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func initramfsSummary(w io.Writer, b board.Board, res *initramfs.Result) {
+	size := res.CompressedBytes
+	fmt.Fprintf(w, "wrote %s: %s %s (cpio %s)\n", res.Output, initramfsBytes(size), res.Compression, initramfsBytes(res.UncompressedBytes))
+	fmt.Fprintf(w, "  board     %s\n", b.Name)
+	fmt.Fprintf(w, "  kernel    %s\n", res.KernelVersion)
+	fmt.Fprintf(w, "  init      %s\n", initramfsBytes(res.InitBytes))
+	fmt.Fprintf(w, "  modules   %d, %s, in load order: %s\n", len(res.ModuleNames), initramfsBytes(res.ModuleBytes), strings.Join(res.ModuleNames, " "))
+	if len(res.Omitted) > 0 {
+		fmt.Fprintf(w, "  left out  %s\n", strings.Join(res.Omitted, " "))
+	}
+	if len(res.Builtin) > 0 {
+		fmt.Fprintf(w, "  built in  %s\n", strings.Join(res.Builtin, " "))
+	}
+	fmt.Fprintf(w, "  sha256    %s\n", res.SHA256)
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "  warning:  %s\n", warn)
+	}
+	for _, note := range res.Notes {
+		fmt.Fprintf(w, "  note:     %s\n", note)
+	}
+}
+
+// initramfsBytes formats a size in binary units, e.g. "2.5 MiB".
+func initramfsBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

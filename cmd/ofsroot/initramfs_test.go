@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const initramfsTestDeb = "/tmp/kdl/linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb"
+
+func runInitramfsCLI(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"initramfs"}, args...), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestInitramfsUsage(t *testing.T) {
+	tmp := t.TempDir()
+	empty := filepath.Join(tmp, "empty")
+	os.Mkdir(empty, 0o755)
+	out := filepath.Join(tmp, "initrd")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		env    string
+		code   int
+		stderr []string
+	}{
+		{"help", []string{"--help"}, "", 0, []string{"Usage: ofsroot initramfs --board NAME --kernel DEB|DIR --output FILE", "-without-module NAME", "gzip, xz, zstd, none"}},
+		{"nothing", nil, "", 2, []string{"missing --board, --kernel, --output"}},
+		{"unknown flag", []string{"--bogus"}, "", 2, []string{"flag provided but not defined: -bogus"}},
+		{"arguments", []string{"--board", "sabrelite", "--kernel", empty, "--output", out, "extra"}, "", 2, []string{`unexpected arguments ["extra"]`}},
+		{"unknown board", []string{"--board", "nope", "--kernel", empty, "--output", out}, "", 2, []string{`no board "nope"`, "qemu-arm-virt, qemu-x86_64, sabrelite"}},
+		{"unknown compression", []string{"--board", "sabrelite", "--kernel", empty, "--output", out, "--compress", "lzo"}, "", 2, []string{`--compress "lzo"`, "gzip, xz, zstd, none"}},
+		{"missing kernel", []string{"--board", "sabrelite", "--kernel", filepath.Join(tmp, "nope.deb"), "--output", out}, "", 2, []string{"nope.deb: no such file or directory", "linux-image"}},
+		{"missing init", []string{"--board", "sabrelite", "--kernel", empty, "--output", out, "--init", filepath.Join(tmp, "init")}, "", 2, []string{"--init", "no such file"}},
+		{"empty module name", []string{"--without-module", ""}, "", 2, []string{"empty module name"}},
+		{"bad epoch", []string{"--board", "sabrelite", "--kernel", empty, "--output", out}, "yesterday", 2, []string{`SOURCE_DATE_EPOCH="yesterday"`}},
+		{"kernel folder without modules", []string{"--board", "sabrelite", "--kernel", empty, "--output", out}, "", 1, []string{"has no lib/modules/VERSION", "dpkg -x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SOURCE_DATE_EPOCH", tc.env)
+			code, stdout, stderr := runInitramfsCLI(tc.args...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d\nstderr: %s", code, tc.code, stderr)
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
+			}
+			if stdout != "" {
+				t.Errorf("stdout: %q", stdout)
+			}
+		})
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed run wrote %s", out)
+	}
+}
+
+// TestInitramfsBuild runs the command on the real kernel package with a
+// tiny static stand-in init.
+func TestInitramfsBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("unpacks a Debian kernel package; skipped with -short")
+	}
+	if _, err := os.Stat(initramfsTestDeb); err != nil {
+		t.Skipf("kernel package not downloaded: %v", err)
+	}
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "init.go")
+	os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644)
+	initBin := filepath.Join(tmp, "init")
+	cmd := exec.Command("go", "build", "-o", initBin, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building a stand-in init: %v\n%s", err, out)
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	sha := regexp.MustCompile(`sha256    ([0-9a-f]{64})`)
+	var sums []string
+	for i := range 2 {
+		out := filepath.Join(tmp, "initrd"+string(rune('a'+i)))
+		code, stdout, stderr := runInitramfsCLI("--board", "qemu-x86_64", "--kernel", initramfsTestDeb, "--output", out,
+			"--init", initBin, "--compress", "zstd", "--without-module", "overlay")
+		if code != 0 {
+			t.Fatalf("exit code %d\n%s", code, stderr)
+		}
+		for _, want := range []string{"wrote " + out + ": ", " zstd (cpio ", "kernel    6.1.0-50-amd64",
+			"modules   12, ", "in load order: crc32c_generic virtio_ring", " ext4 squashfs\n", "left out  overlay"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("summary lacks %q:\n%s", want, stdout)
+			}
+		}
+		if !strings.Contains(stderr, "unpacking the module tree") {
+			t.Errorf("stderr: %q", stderr)
+		}
+		m := sha.FindStringSubmatch(stdout)
+		if m == nil {
+			t.Fatalf("no sha256 in the summary:\n%s", stdout)
+		}
+		sums = append(sums, m[1])
+		if i == 0 {
+			t.Logf("summary:\n%s", stdout)
+		}
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two runs differ: %s %s", sums[0], sums[1])
+	}
+}
+
+func TestInitramfsBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 2639982: "2.5 MiB", 3 << 30: "3.0 GiB"} {
+		if got := initramfsBytes(n); got != want {
+			t.Errorf("initramfsBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+// Package modload is the init's side of kernel modules: the load-order
+// file the initramfs builder writes, and loading a module with
+// finit_module(2). It is kept apart from package kmod (the builder's
+// dependency resolution, ELF and decompression code) so that none of that
+// is linked into PID 1.
+package modload
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// OrderFile is where the initramfs keeps the module load order.
+//
+// The format is text, one module per line: the module's absolute path
+// inside the initramfs, then optionally a space and the module
+// parameters ("name=value ..." as for insmod). Empty lines and lines
+// whose first non-blank character is '#' are ignored.
+const OrderFile = "/etc/ofsroot/modules.order"
+
+// Entry is one line of an order file.
+type Entry struct {
+	// Path is the module file's absolute path inside the initramfs.
+	Path string
+	// Params are the module parameters, "" for none.
+	Params string
+}
+
+// Name returns the module name of the entry, e.g. "ext4".
+func (e Entry) Name() string { return NameFromPath(e.Path) }
+
+// NameFromPath returns the module name of an uncompressed module file:
+// ".../crc32c-intel.ko" is crc32c_intel.
+func NameFromPath(p string) string {
+	base := p[strings.LastIndex(p, "/")+1:]
+	return strings.ReplaceAll(strings.TrimSuffix(base, ".ko"), "-", "_")
+}
+
+// String returns the entry as a line of the order file (no newline).
+func (e Entry) String() string {
+	if e.Params == "" {
+		return e.Path
+	}
+	return e.Path + " " + e.Params
+}
+
+// ParseOrder reads an order file. It fails on a line whose path is not
+// absolute, naming the line.
+func ParseOrder(r io.Reader) ([]Entry, error) {
+	var out []Entry
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		p, params := text, ""
+		if i := strings.IndexAny(text, " \t"); i >= 0 {
+			p, params = text[:i], strings.TrimSpace(text[i+1:])
+		}
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("module order line %d: %q is not an absolute path", line, p)
+		}
+		out = append(out, Entry{Path: p, Params: params})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("module order: %w", err)
+	}
+	return out, nil
+}
+
+// FormatOrder writes entries as an order file that ParseOrder reads
+// back, after a comment saying what the file is.
+func FormatOrder(w io.Writer, entries []Entry) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "# Kernel modules the ofsroot init loads, in this order.")
+	fmt.Fprintln(bw, "# One per line: path inside the initramfs, then optional parameters.")
+	for _, e := range entries {
+		switch {
+		case !strings.HasPrefix(e.Path, "/"):
+			return fmt.Errorf("module order: path %q is not absolute", e.Path)
+		case strings.ContainsAny(e.Path, " \t\r\n"):
+			return fmt.Errorf("module order: path %q contains white space", e.Path)
+		case strings.ContainsAny(e.Params, "\r\n"):
+			return fmt.Errorf("module order: parameters of %s contain a line break", e.Path)
+		}
+		fmt.Fprintln(bw, Entry{e.Path, strings.TrimSpace(e.Params)}.String())
+	}
+	return bw.Flush()
+}

@@ -1,0 +1,66 @@
+package modload
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want []Entry
+		bad  string
+	}{
+		{"plain", "/lib/modules/6.1/kernel/fs/ext4/ext4.ko\n/lib/modules/6.1/kernel/fs/overlayfs/overlay.ko\n",
+			[]Entry{{"/lib/modules/6.1/kernel/fs/ext4/ext4.ko", ""}, {"/lib/modules/6.1/kernel/fs/overlayfs/overlay.ko", ""}}, ""},
+		{"params", "/m/a.ko debug=1 name=\"x y\"\n", []Entry{{"/m/a.ko", `debug=1 name="x y"`}}, ""},
+		{"tab before params", "/m/a.ko\tdebug=1\n", []Entry{{"/m/a.ko", "debug=1"}}, ""},
+		{"comments and blanks", "# header\n\n   # indented comment\n  /m/a.ko  \n\t\n", []Entry{{"/m/a.ko", ""}}, ""},
+		{"no final newline", "/m/a.ko", []Entry{{"/m/a.ko", ""}}, ""},
+		{"crlf", "/m/a.ko x=1\r\n", []Entry{{"/m/a.ko", "x=1"}}, ""},
+		{"empty", "", nil, ""},
+		{"relative path", "# c\n/m/a.ko\nkernel/b.ko\n", nil, "line 3"},
+		{"name only", "ext4\n", nil, `"ext4" is not an absolute path`},
+	} {
+		got, err := ParseOrder(strings.NewReader(tc.in))
+		if tc.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.bad) {
+				t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.bad)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestFormatOrderRoundTrip(t *testing.T) {
+	entries := []Entry{
+		{"/lib/modules/6.1.0-50-amd64/kernel/crypto/crc32c_generic.ko", ""},
+		{"/lib/modules/6.1.0-50-amd64/kernel/fs/ext4/ext4.ko", " debug=1 "},
+	}
+	var b bytes.Buffer
+	if err := FormatOrder(&b, entries); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), "# ") || !strings.HasSuffix(b.String(), "ext4.ko debug=1\n") {
+		t.Errorf("formatted:\n%s", b.String())
+	}
+	got, err := ParseOrder(&b)
+	entries[1].Params = "debug=1"
+	if err != nil || !reflect.DeepEqual(got, entries) {
+		t.Errorf("round trip: %q, %v", got, err)
+	}
+	if got[1].Name() != "ext4" || got[0].Name() != "crc32c_generic" {
+		t.Errorf("names %q %q", got[0].Name(), got[1].Name())
+	}
+	for _, bad := range []Entry{{"kernel/x.ko", ""}, {"/a b.ko", ""}, {"/a.ko", "x=1\ny=2"}} {
+		if err := FormatOrder(&bytes.Buffer{}, []Entry{bad}); err == nil {
+			t.Errorf("FormatOrder(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,372 @@
+package kmod
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// ModulesDirs are the folders, relative to a package root, that hold
+// lib/modules/VERSION trees: Debian 12 uses lib/modules, packages built
+// after the /usr merge use usr/lib/modules.
+var ModulesDirs = []string{"lib/modules", "usr/lib/modules"}
+
+// ErrNoTree is wrapped by FindTrees and OpenTree when a root holds no
+// module tree.
+var ErrNoTree = errors.New("no kernel module tree")
+
+// FindTrees returns the lib/modules/VERSION folders under root (the
+// folder `dpkg -x` made of a linux-image package), sorted.
+func FindTrees(root string) ([]string, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a folder", root)
+	}
+	var dirs []string
+	for _, md := range ModulesDirs {
+		entries, err := os.ReadDir(filepath.Join(root, md))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			p := filepath.Join(root, md, e.Name())
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				dirs = append(dirs, p)
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("%w in %s: it has no %s/VERSION folder; give a linux-image .deb or the folder `dpkg -x` made of one",
+			ErrNoTree, root, strings.Join(ModulesDirs, "/VERSION or "))
+	}
+	sort.Strings(dirs)
+	return dirs, nil
+}
+
+// Tree is one kernel's module tree.
+type Tree struct {
+	// Dir is the lib/modules/VERSION folder.
+	Dir string
+	// Version is the kernel release, the name of Dir.
+	Version string
+
+	files   map[string]string // module name -> path relative to Dir
+	order   map[string]int    // module name -> line in modules.order
+	builtin map[string]bool   // modules built into the kernel
+	// builtinAliases are the alias patterns of built-in modules
+	// (modules.builtin.modinfo).
+	builtinAliases []aliasEntry
+
+	mu      sync.Mutex
+	info    map[string]*ModInfo
+	aliases []aliasEntry // every module's aliases, read on first need
+	indexed bool
+}
+
+type aliasEntry struct {
+	pattern, module string
+}
+
+// OpenTree indexes the module tree of the given kernel version under
+// root, a package root folder. With version "", root must hold exactly
+// one tree.
+//
+// It reads modules.builtin, modules.builtin.modinfo and modules.order
+// if present, and the names of the module files; module contents are
+// read later, when needed.
+func OpenTree(root, version string) (*Tree, error) {
+	dirs, err := FindTrees(root)
+	if err != nil {
+		return nil, err
+	}
+	var dir string
+	if version == "" {
+		if len(dirs) > 1 {
+			var vs []string
+			for _, d := range dirs {
+				vs = append(vs, filepath.Base(d))
+			}
+			return nil, fmt.Errorf("%s holds several kernels (%s): give a folder with only one", root, strings.Join(vs, ", "))
+		}
+		dir = dirs[0]
+	} else {
+		for _, d := range dirs {
+			if filepath.Base(d) == version {
+				dir = d
+			}
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("%w for kernel %s in %s", ErrNoTree, version, root)
+		}
+	}
+	return openDir(dir)
+}
+
+// OpenDir indexes the lib/modules/VERSION folder dir.
+func OpenDir(dir string) (*Tree, error) { return openDir(dir) }
+
+func openDir(dir string) (*Tree, error) {
+	t := &Tree{
+		Dir:     dir,
+		Version: filepath.Base(dir),
+		files:   map[string]string{},
+		order:   map[string]int{},
+		builtin: map[string]bool{},
+		info:    map[string]*ModInfo{},
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		// Symbolic links (build, source) are not followed or indexed.
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		name := NameFromPath(p)
+		if name == "" {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if old, ok := t.files[name]; !ok || searchRank(rel) < searchRank(old) ||
+			searchRank(rel) == searchRank(old) && rel < old {
+			t.files[name] = rel
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(t.files) == 0 {
+		return nil, fmt.Errorf("%s has no module files (%s)", dir, strings.Join(Suffixes, ", "))
+	}
+	if err := t.readLines("modules.builtin", func(i int, line string) {
+		if n := NameFromPath(line); n != "" {
+			t.builtin[n] = true
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if err := t.readLines("modules.order", func(i int, line string) {
+		if n := NameFromPath(line); n != "" {
+			if _, ok := t.order[n]; !ok {
+				t.order[n] = i
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "modules.builtin.modinfo"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	// Records are "module.key=value", each ending in NUL.
+	for _, rec := range bytes.Split(data, []byte{0}) {
+		mk, value, ok := strings.Cut(string(rec), "=")
+		mod, key, ok2 := strings.Cut(mk, ".")
+		if ok && ok2 && key == "alias" {
+			t.builtinAliases = append(t.builtinAliases, aliasEntry{value, NormalizeName(mod)})
+			t.builtin[NormalizeName(mod)] = true
+		}
+	}
+	return t, nil
+}
+
+// searchRank orders duplicate module files the way depmod's default
+// search does: updates/ first, then other folders, then the kernel's own.
+func searchRank(rel string) int {
+	switch {
+	case strings.HasPrefix(rel, "updates/"):
+		return 0
+	case strings.HasPrefix(rel, "kernel/"):
+		return 2
+	}
+	return 1
+}
+
+// readLines calls fn for each non-empty line of an optional file in Dir.
+func (t *Tree) readLines(name string, fn func(int, string)) error {
+	f, err := os.Open(filepath.Join(t.Dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for i := 0; sc.Scan(); i++ {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			fn(i, line)
+		}
+	}
+	return sc.Err()
+}
+
+// Names returns the names of all module files, sorted.
+func (t *Tree) Names() []string {
+	names := make([]string, 0, len(t.files))
+	for n := range t.files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Path returns the path of module name relative to Dir
+// ("kernel/fs/ext4/ext4.ko") and whether the tree has it.
+func (t *Tree) Path(name string) (string, bool) {
+	p, ok := t.files[NormalizeName(name)]
+	return p, ok
+}
+
+// Builtin says whether module name is built into the kernel.
+func (t *Tree) Builtin(name string) bool {
+	return t.builtin[NormalizeName(name)]
+}
+
+// ModInfo returns the .modinfo of module name, read once and cached.
+func (t *Tree) ModInfo(name string) (*ModInfo, error) {
+	name = NormalizeName(name)
+	t.mu.Lock()
+	mi, ok := t.info[name]
+	t.mu.Unlock()
+	if ok {
+		return mi, nil
+	}
+	rel, ok := t.files[name]
+	if !ok {
+		return nil, fmt.Errorf("no module %s in %s", name, t.Dir)
+	}
+	info, err := ReadModInfo(filepath.Join(t.Dir, filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.info[name] = &info
+	t.mu.Unlock()
+	return &info, nil
+}
+
+// builtinProvides says whether a built-in module answers to alias.
+func (t *Tree) builtinProvides(alias string) bool {
+	for _, a := range t.builtinAliases {
+		if aliasMatch(a.pattern, alias) {
+			return true
+		}
+	}
+	return false
+}
+
+// Providers returns the modules with an alias matching alias, in the
+// kernel's build order (modules.order, as modprobe would try them). The
+// first call reads every module's .modinfo.
+func (t *Tree) Providers(alias string) ([]string, error) {
+	if err := t.indexAliases(); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range t.aliases {
+		if !seen[a.module] && aliasMatch(a.pattern, alias) {
+			seen[a.module] = true
+			out = append(out, a.module)
+		}
+	}
+	t.sortByOrder(out)
+	return out, nil
+}
+
+// sortByOrder sorts module names by their line in modules.order, names
+// missing from it last and by name.
+func (t *Tree) sortByOrder(names []string) {
+	sort.SliceStable(names, func(i, j int) bool {
+		oi, iok := t.order[names[i]]
+		oj, jok := t.order[names[j]]
+		switch {
+		case iok && jok && oi != oj:
+			return oi < oj
+		case iok != jok:
+			return iok
+		}
+		return names[i] < names[j]
+	})
+}
+
+// indexAliases reads the .modinfo of every module, in parallel.
+func (t *Tree) indexAliases() error {
+	t.mu.Lock()
+	done := t.indexed
+	t.mu.Unlock()
+	if done {
+		return nil
+	}
+	names := t.Names()
+	work := make(chan string)
+	errs := make(chan error, len(names))
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				if _, err := t.ModInfo(n); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for _, n := range names {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	var all []aliasEntry
+	for _, n := range names {
+		mi, _ := t.ModInfo(n)
+		for _, a := range mi.Aliases {
+			all = append(all, aliasEntry{a, n})
+		}
+	}
+	t.mu.Lock()
+	t.aliases, t.indexed = all, true
+	t.mu.Unlock()
+	return nil
+}
+
+// aliasMatch matches name against an alias pattern the way modprobe's
+// fnmatch does for the patterns modules use (*, ? and [...]).
+func aliasMatch(pattern, name string) bool {
+	if pattern == name {
+		return true
+	}
+	if !strings.ContainsAny(pattern, "*?[") {
+		return false
+	}
+	// path.Match stops '*' at '/', which module aliases do not contain
+	// in practice; map it out of the way to be safe.
+	ok, err := path.Match(strings.ReplaceAll(pattern, "/", "\x00"), strings.ReplaceAll(name, "/", "\x00"))
+	return err == nil && ok
+}
