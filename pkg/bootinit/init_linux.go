@@ -167,7 +167,9 @@ func (b *boot) loadModules() Step {
 		failed := 0
 		for _, e := range entries {
 			name := strings.TrimSuffix(filepath.Base(e.Path), ".ko")
+			t0 := monotonic()
 			err := modload.Load(e.Path, e.Params)
+			took := (monotonic() - t0).Seconds()
 			var result string
 			switch {
 			case err == nil:
@@ -182,7 +184,7 @@ func (b *boot) loadModules() Step {
 				result = "failed: " + err.Error()
 				b.log.Warnf("module %s: %v", name, err)
 			}
-			b.status.Modules = append(b.status.Modules, bootstatus.Module{Name: name, Result: result})
+			b.status.Modules = append(b.status.Modules, bootstatus.Module{Name: name, Result: result, Seconds: took})
 		}
 		if failed > 0 {
 			return fmt.Errorf("%d of %d modules failed to load", failed, len(entries))

@@ -99,8 +99,9 @@ type Step struct {
 
 // Module is one kernel module the init tried to load.
 type Module struct {
-	Name   string `json:"name"`
-	Result string `json:"result"` // "loaded", "present", "skipped: ..."
+	Name    string  `json:"name"`
+	Result  string  `json:"result"` // "loaded", "present", "skipped: ...", "failed: ..."
+	Seconds float64 `json:"seconds"`
 }
 
 // Write encodes s to w.
