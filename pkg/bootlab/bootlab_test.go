@@ -1,0 +1,316 @@
+package bootlab
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ofsroot/ofsroot/board"
+)
+
+func TestParseKernelDepends(t *testing.T) {
+	for _, tc := range []struct {
+		name, out, want string
+	}{
+		{"amd64", "linux-image-amd64\n  Depends: linux-image-6.1.0-50-amd64\n", "linux-image-6.1.0-50-amd64"},
+		{"foreign", "linux-image-armmp:armhf\n  Depends: linux-image-6.1.0-50-armmp:armhf\n", "linux-image-6.1.0-50-armmp"},
+		{"other deps first", "linux-image-arm64\n  Depends: initramfs-tools\n  Depends: linux-image-6.12.9-arm64\n", "linux-image-6.12.9-arm64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseKernelDepends(tc.out)
+			if err != nil || got != tc.want {
+				t.Errorf("parseKernelDepends = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := parseKernelDepends("linux-image-amd64\n  Depends: <linux-image-virtual>\n"); err == nil {
+		t.Error("no versioned kernel: want an error")
+	}
+}
+
+func TestMetaPackage(t *testing.T) {
+	for _, name := range board.Names() {
+		b, err := board.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := metaPackage(b, "amd64")
+		want := "linux-image-" + b.KernelFlavour
+		if b.DebianArch != "amd64" {
+			want += ":" + b.DebianArch
+		}
+		if got != want {
+			t.Errorf("%s: metaPackage = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestQEMUArgs(t *testing.T) {
+	k := Kernel{Version: "6.1.0-50-armmp", Dir: t.TempDir(), Vmlinuz: "/k/vmlinuz"}
+	dtbDir := filepath.Join(k.Dir, "usr/lib/linux-image-"+k.Version)
+	os.MkdirAll(dtbDir, 0o755)
+	os.WriteFile(filepath.Join(dtbDir, "imx6q-sabrelite.dtb"), nil, 0o644)
+
+	want := map[string][]string{
+		"qemu-x86_64": {"-accel", "tcg", "-m", "512", "-nographic", "-net", "none",
+			"-drive", "file=/d/root.img,format=raw,if=virtio", "-no-reboot"},
+		"qemu-arm-virt": {"-accel", "tcg", "-M", "virt", "-nographic",
+			"-drive", "file=/d/root.img,format=raw,if=none,id=hd0", "-device", "virtio-blk-device,drive=hd0"},
+		"sabrelite": {"-accel", "tcg", "-M", "sabrelite", "-smp", "1", "-m", "1024",
+			"-display", "none", "-serial", "null", "-serial", "stdio",
+			"-dtb", filepath.Join(dtbDir, "imx6q-sabrelite.dtb"),
+			"-drive", "file=/d/root.img,format=raw,if=none,id=sd", "-device", "sd-card,drive=sd"},
+	}
+	for name, parts := range want {
+		b, err := board.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args, err := QEMUArgs(BootSpec{Board: b, Kernel: k, Initrd: "/i/initrd", Disk: "/d/root.img", Append: []string{"root=/dev/vda", "ro"}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		line := " " + strings.Join(args, " ") + " "
+		for i := 0; i < len(parts); {
+			// Pairs like "-m 512" must stay together.
+			n := 1
+			if strings.HasPrefix(parts[i], "-") && i+1 < len(parts) && !strings.HasPrefix(parts[i+1], "-") {
+				n = 2
+			}
+			frag := " " + strings.Join(parts[i:i+n], " ") + " "
+			if !strings.Contains(line, frag) {
+				t.Errorf("%s: command line lacks %q:\n%s", name, frag, line)
+			}
+			i += n
+		}
+		if args[0] != b.QEMU.Binary {
+			t.Errorf("%s: binary %q, want %q", name, args[0], b.QEMU.Binary)
+		}
+		i := slices.Index(args, "-append")
+		if i < 0 || args[i+1] != "console="+b.Console+" root=/dev/vda ro" {
+			t.Errorf("%s: -append wrong in %q", name, args)
+		}
+		if slices.Contains(args, "-enable-kvm") || slices.Contains(args, "kvm") {
+			t.Errorf("%s: KVM must not be used: %q", name, args)
+		}
+		if args[len(args)-1] != "-no-reboot" {
+			t.Errorf("%s: -no-reboot missing at the end: %q", name, args)
+		}
+	}
+
+	b, _ := board.Lookup("qemu-x86_64")
+	if _, err := QEMUArgs(BootSpec{Board: b, Kernel: k, Disk: "/d/a,b.img"}); err == nil {
+		t.Error("a comma in the disk path: want an error")
+	}
+	s, _ := board.Lookup("sabrelite")
+	if _, err := QEMUArgs(BootSpec{Board: s, Kernel: Kernel{Version: "x", Dir: t.TempDir()}}); err == nil {
+		t.Error("sabrelite without its device tree: want an error")
+	}
+}
+
+func TestParseMountinfo(t *testing.T) {
+	m, err := ParseMountinfo(`29 1 0:23 / / rw,relatime shared:1 - overlay overlayfs-root rw,lowerdir=/mnt/root-RO,upperdir=/mnt/root-RW/upper`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != 29 || m.Parent != 1 || m.Point != "/" || m.FSType != "overlay" || m.Source != "overlayfs-root" || m.ReadOnly() {
+		t.Errorf("got %+v", m)
+	}
+	if !m.HasSuperOption("lowerdir=") || m.HasSuperOption("ro") {
+		t.Errorf("super options of %+v", m)
+	}
+	m, err = ParseMountinfo(`25 29 254:0 / /mnt/with\040space ro,relatime - ext4 /dev/vda ro`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Point != "/mnt/with space" || !m.ReadOnly() || m.MajorMinor != "254:0" {
+		t.Errorf("got %+v", m)
+	}
+	if _, err := ParseMountinfo("1 2 3"); err == nil {
+		t.Error("short line: want an error")
+	}
+}
+
+func TestParseProbe(t *testing.T) {
+	b64 := func(s string) string { return "base64:" + base64.StdEncoding.EncodeToString([]byte(s)) }
+	console := strings.Join([]string{
+		"[    2.7] kernel noise",
+		"ofsroot: switching to /sbin/init",
+		"PROBE BEGIN\r",
+		"PROBE t=2.758223",
+		"PROBE pid=1",
+		`PROBE args=["/sbin/init","x"]`,
+		`PROBE env=["HOME=/"]`,
+		"PROBE mount=25 29 254:0 / /mnt/root-RO ro,relatime - ext4 /dev/vda ro",
+		"PROBE mount=29 1 0:23 / / rw,relatime - overlay overlayfs-root rw",
+		"PROBE rw.fstype=0x1021994",
+		"PROBE rw.bsize=4096",
+		"PROBE rw.blocks=23421",
+		"PROBE memtotal=479657984",
+		"PROBE write.root=ok",
+		"PROBE write.upper=present",
+		"PROBE write.lower=absent",
+		"PROBE write.ro=EROFS",
+		"PROBE fstab=" + b64("# in RAM\n"),
+		"PROBE status=" + b64(`{"version":1,"mode":"protected","steps":[{"name":"mount","seconds":0.25}],"started_at":2.1}`),
+		"PROBE block=vda /sys/devices/pci0000:00/0000:00:03.0/virtio0/block/vda",
+		"PROBE error=something odd",
+		"PROBE END",
+		"[    2.85] reboot: Restarting system",
+	}, "\n")
+	r, err := ParseProbe(console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.T != 2.758223 || r.PID != 1 || !slices.Equal(r.Args, []string{"/sbin/init", "x"}) || r.Env[0] != "HOME=/" {
+		t.Errorf("basics: %+v", r)
+	}
+	if m, ok := r.MountAt("/"); !ok || m.FSType != "overlay" {
+		t.Errorf("MountAt(/) = %+v, %v", m, ok)
+	}
+	if _, ok := r.MountAt("/mnt/root-RW"); ok {
+		t.Error("MountAt(/mnt/root-RW): nothing is mounted there")
+	}
+	if r.RW == nil || r.RW.Bytes() != 23421*4096 || r.RW.Type != 0x1021994 {
+		t.Errorf("RW = %+v", r.RW)
+	}
+	if r.MemTotal != 479657984 || r.WriteRoot != "ok" || r.InUpper != "present" || r.InLower != "absent" || r.WriteRO != "EROFS" {
+		t.Errorf("writes: %+v", r)
+	}
+	if r.Fstab != "# in RAM\n" {
+		t.Errorf("Fstab = %q", r.Fstab)
+	}
+	if r.Status == nil || r.Status.Mode != "protected" || r.Status.Steps[0].Seconds != 0.25 {
+		t.Errorf("Status = %+v (%s)", r.Status, r.StatusError)
+	}
+	if !strings.Contains(r.Block["vda"], "0000:00:03.0") {
+		t.Errorf("Block = %v", r.Block)
+	}
+	if len(r.Problems) != 1 {
+		t.Errorf("Problems = %q", r.Problems)
+	}
+
+	if _, err := ParseProbe("PROBE BEGIN\nPROBE t=1\n"); err != ErrNoProbe {
+		t.Errorf("no END: err = %v, want ErrNoProbe", err)
+	}
+	r, err = ParseProbe("PROBE BEGIN\nPROBE status=error: ENOENT\nPROBE pid=x\nPROBE END\n")
+	if err == nil {
+		t.Error("pid=x: want an error")
+	}
+	if r.Status != nil || r.StatusError != "error: ENOENT" {
+		t.Errorf("missing status: %+v %q", r.Status, r.StatusError)
+	}
+}
+
+// TestImages builds the probe and both root images for one board and
+// checks them with e2fsck and sfdisk. It needs go, mkfs.ext4, sfdisk and
+// e2fsck, not QEMU.
+func TestImages(t *testing.T) {
+	for _, tool := range []string{"mkfs.ext4", "sfdisk", "e2fsck", "dumpe2fs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/setup-host.sh installs it)", tool)
+		}
+	}
+	b, err := board.Lookup("sabrelite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	if err := BuildProbe(b, probe); err != nil {
+		t.Fatal(err)
+	}
+	elf, err := os.ReadFile(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ELF, 32-bit, ARM (e_machine 40), no program interpreter (static).
+	if !bytes.HasPrefix(elf, []byte("\x7fELF\x01")) || elf[18] != 40 || bytes.Contains(elf[:4096], []byte("/lib/ld-")) {
+		t.Errorf("probe for %s is not a static 32-bit ARM ELF", b.Name)
+	}
+
+	tree := filepath.Join(dir, "root")
+	if err := WriteRootTree(tree, probe); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"sbin/init", "etc/fstab", "etc/hostname", "proc", "sys", "dev", "run", "mnt", "tmp"} {
+		if _, err := os.Stat(filepath.Join(tree, p)); err != nil {
+			t.Error(err)
+		}
+	}
+	fs := Ext4{Dir: tree, SizeBytes: 16 << 20, Label: RootLabel, UUID: RootUUID}
+	img := filepath.Join(dir, "root.ext4")
+	if err := MakeExt4(fs, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := Fsck(img, 0); err != nil {
+		t.Error(err)
+	}
+	out, err := exec.Command("dumpe2fs", "-h", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Filesystem UUID:          " + RootUUID, "Filesystem volume name:   " + RootLabel} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("dumpe2fs lacks %q", want)
+		}
+	}
+	// The same input gives the same image.
+	sum1, _ := SHA256File(img)
+	img2 := filepath.Join(dir, "root2.ext4")
+	if err := MakeExt4(fs, img2); err != nil {
+		t.Fatal(err)
+	}
+	if sum2, _ := SHA256File(img2); sum1 != sum2 {
+		t.Errorf("mkfs.ext4 twice gave different images: %s %s", sum1, sum2)
+	}
+
+	disk := filepath.Join(dir, "disk.img")
+	layout, err := MakeMBRDisk(Disk{FS: fs, Partition: 2, PowerOfTwo: true}, disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(disk)
+	if st.Size() != 32<<20 || layout.SizeBytes != st.Size() {
+		t.Errorf("disk size %d (layout %d), want 32 MiB (power of two above 2+16 MiB)", st.Size(), layout.SizeBytes)
+	}
+	if layout.PartUUID != DiskID+"-02" || layout.StartBytes != 2<<20 {
+		t.Errorf("layout = %+v", layout)
+	}
+	pt, err := ReadPartitionTable(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt.PartitionTable.Label != "dos" || pt.PartitionTable.ID != "0x"+DiskID || len(pt.PartitionTable.Partitions) != 2 {
+		t.Fatalf("partition table = %+v", pt.PartitionTable)
+	}
+	if p := pt.PartitionTable.Partitions[1]; p.Start*512 != layout.StartBytes || p.Size*512 != 16<<20 {
+		t.Errorf("root partition = %+v", p)
+	}
+	if err := Fsck(disk, layout.StartBytes); err != nil {
+		t.Error(err)
+	}
+	disk2 := filepath.Join(dir, "disk2.img")
+	if _, err := MakeMBRDisk(Disk{FS: fs, Partition: 2, PowerOfTwo: true}, disk2); err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := SHA256File(disk)
+	if d2, _ := SHA256File(disk2); d1 != d2 {
+		t.Errorf("MakeMBRDisk twice gave different images: %s %s", d1, d2)
+	}
+
+	cp := filepath.Join(dir, "copy.img")
+	if err := CopySparse(disk, cp); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := SHA256File(disk)
+	c, _ := SHA256File(cp)
+	if a != c {
+		t.Error("CopySparse changed the content")
+	}
+}

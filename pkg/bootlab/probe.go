@@ -1,0 +1,269 @@
+package bootlab
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ofsroot/ofsroot/pkg/bootstatus"
+)
+
+// Report is what the probe (tests/probe) printed on the console.
+type Report struct {
+	// T is CLOCK_MONOTONIC seconds at the probe's start.
+	T       float64
+	PID     int
+	Args    []string
+	Env     []string
+	Cmdline string
+	Mounts  []Mount
+
+	// RW is the statfs of /mnt/root-RW; nil if it failed (RWError).
+	RW      *Statfs
+	RWError string
+	// MemTotal is /proc/meminfo's MemTotal in bytes.
+	MemTotal uint64
+
+	// WriteRoot is "ok" when /probe-wrote-this could be written and read
+	// back, else the errno name (EROFS) or error text.
+	WriteRoot string
+	// InUpper and InLower are "present" or "absent" (or an error) for the
+	// written file in /mnt/root-RW/upper and /mnt/root-RO.
+	InUpper, InLower string
+	// WriteRO is the result of writing under /mnt/root-RO: "EROFS"
+	// when it is protected.
+	WriteRO string
+
+	Fstab    string
+	Hostname string
+	// Status is the init's status record, nil if unreadable (StatusError).
+	Status      *bootstatus.Status
+	StatusError string
+	// Block maps block device names to their sysfs folders.
+	Block map[string]string
+	// Problems are the probe's error= and missing-mount= lines.
+	Problems []string
+	// Values holds every key's raw values, in order.
+	Values map[string][]string
+}
+
+// Statfs is the part of statfs(2) the tests use.
+type Statfs struct {
+	Type   uint64
+	Bsize  int64
+	Blocks uint64
+}
+
+// Bytes is the filesystem size.
+func (s Statfs) Bytes() uint64 { return s.Blocks * uint64(s.Bsize) }
+
+// Mount is one /proc/self/mountinfo line.
+type Mount struct {
+	ID, Parent   int
+	MajorMinor   string
+	Root         string
+	Point        string
+	Options      string // per-mount options: ro/rw, nosuid, ...
+	FSType       string
+	Source       string
+	SuperOptions string // per-superblock options: size=, lowerdir=, ...
+}
+
+// ReadOnly says whether the mount is mounted ro.
+func (m Mount) ReadOnly() bool { return hasOption(m.Options, "ro") }
+
+// HasSuperOption says whether the superblock options include o (either
+// exactly, or as o=VALUE when o ends with "=").
+func (m Mount) HasSuperOption(o string) bool { return hasOption(m.SuperOptions, o) }
+
+func hasOption(list, o string) bool {
+	for _, x := range strings.Split(list, ",") {
+		if x == o || (strings.HasSuffix(o, "=") && strings.HasPrefix(x, o)) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseMountinfo parses one /proc/self/mountinfo line.
+func ParseMountinfo(line string) (Mount, error) {
+	f := strings.Fields(line)
+	sep := -1
+	for i, x := range f {
+		if x == "-" && i >= 6 {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 || len(f) < sep+3 {
+		return Mount{}, fmt.Errorf("mountinfo line %q: too few fields", line)
+	}
+	id, err1 := strconv.Atoi(f[0])
+	parent, err2 := strconv.Atoi(f[1])
+	if err := errors.Join(err1, err2); err != nil {
+		return Mount{}, fmt.Errorf("mountinfo line %q: %w", line, err)
+	}
+	m := Mount{
+		ID: id, Parent: parent, MajorMinor: f[2],
+		Root: unescapeOctal(f[3]), Point: unescapeOctal(f[4]), Options: f[5],
+		FSType: f[sep+1], Source: unescapeOctal(f[sep+2]),
+	}
+	if len(f) > sep+3 {
+		m.SuperOptions = f[sep+3]
+	}
+	return m, nil
+}
+
+// unescapeOctal undoes the kernel's \040-style escapes in mountinfo.
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// MountAt returns the mount on top at point (the last one listed), or
+// false if nothing is mounted there.
+func (r *Report) MountAt(point string) (Mount, bool) {
+	for i := len(r.Mounts) - 1; i >= 0; i-- {
+		if r.Mounts[i].Point == point {
+			return r.Mounts[i], true
+		}
+	}
+	return Mount{}, false
+}
+
+// ErrNoProbe is returned by ParseProbe when the console has no complete
+// PROBE BEGIN ... PROBE END block.
+var ErrNoProbe = errors.New("the probe did not report (no PROBE BEGIN ... PROBE END on the console)")
+
+// ParseProbe reads the probe's report out of a console log. Lines that
+// are not the probe's are ignored; a key whose value cannot be parsed is
+// an error.
+func ParseProbe(console string) (*Report, error) {
+	lines := strings.Split(strings.ReplaceAll(console, "\r", ""), "\n")
+	begin, end := -1, -1
+	for i, l := range lines {
+		switch strings.TrimSpace(l) {
+		case "PROBE BEGIN":
+			begin = i
+		case "PROBE END":
+			if begin >= 0 {
+				end = i
+			}
+		}
+	}
+	if begin < 0 || end < 0 {
+		return nil, ErrNoProbe
+	}
+	r := &Report{Values: map[string][]string{}, Block: map[string]string{}}
+	var errs []error
+	for _, l := range lines[begin+1 : end] {
+		i := strings.Index(l, "PROBE ")
+		if i < 0 {
+			continue
+		}
+		key, val, ok := strings.Cut(l[i+len("PROBE "):], "=")
+		if !ok {
+			continue
+		}
+		r.Values[key] = append(r.Values[key], val)
+		if err := r.set(key, val); err != nil {
+			errs = append(errs, fmt.Errorf("PROBE %s: %w", key, err))
+		}
+	}
+	return r, errors.Join(errs...)
+}
+
+func (r *Report) set(key, val string) error {
+	var err error
+	switch key {
+	case "t":
+		r.T, err = strconv.ParseFloat(val, 64)
+	case "pid":
+		r.PID, err = strconv.Atoi(val)
+	case "args":
+		err = json.Unmarshal([]byte(val), &r.Args)
+	case "env":
+		err = json.Unmarshal([]byte(val), &r.Env)
+	case "cmdline":
+		r.Cmdline = val
+	case "mount":
+		var m Mount
+		if m, err = ParseMountinfo(val); err == nil {
+			r.Mounts = append(r.Mounts, m)
+		}
+	case "rw.statfs":
+		r.RWError = val
+	case "rw.fstype":
+		if r.RW == nil {
+			r.RW = &Statfs{}
+		}
+		r.RW.Type, err = strconv.ParseUint(strings.TrimPrefix(val, "0x"), 16, 64)
+	case "rw.bsize":
+		if r.RW == nil {
+			r.RW = &Statfs{}
+		}
+		r.RW.Bsize, err = strconv.ParseInt(val, 10, 64)
+	case "rw.blocks":
+		if r.RW == nil {
+			r.RW = &Statfs{}
+		}
+		r.RW.Blocks, err = strconv.ParseUint(val, 10, 64)
+	case "memtotal":
+		r.MemTotal, err = strconv.ParseUint(val, 10, 64)
+	case "write.root":
+		r.WriteRoot = val
+	case "write.upper":
+		r.InUpper = val
+	case "write.lower":
+		r.InLower = val
+	case "write.ro":
+		r.WriteRO = val
+	case "fstab":
+		r.Fstab, err = decodeBlob(val)
+	case "hostname":
+		r.Hostname, err = decodeBlob(val)
+	case "status":
+		var s string
+		if s, err = decodeBlob(val); err != nil {
+			r.StatusError = val
+			err = nil
+			break
+		}
+		r.Status, err = bootstatus.Read(strings.NewReader(s))
+		if err != nil {
+			r.StatusError = err.Error()
+		}
+	case "block":
+		name, path, _ := strings.Cut(val, " ")
+		r.Block[name] = path
+	case "error", "missing-mount", "status.decode":
+		r.Problems = append(r.Problems, key+": "+val)
+	}
+	return err
+}
+
+// decodeBlob decodes "base64:..." values; anything else is an error text.
+func decodeBlob(val string) (string, error) {
+	enc, ok := strings.CutPrefix(val, "base64:")
+	if !ok {
+		return "", errors.New(val)
+	}
+	b, err := base64.StdEncoding.DecodeString(enc)
+	return string(b), err
+}

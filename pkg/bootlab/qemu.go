@@ -1,0 +1,243 @@
+package bootlab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ofsroot/ofsroot/board"
+)
+
+// BootSpec says what to boot.
+type BootSpec struct {
+	Board  board.Board
+	Kernel Kernel // Vmlinuz, and the board's device tree if it has one
+	Initrd string
+	// Disk is the root disk image, attached read-write as on a real
+	// board (the tests prove it is not written). Empty for none.
+	Disk string
+	// Append are the kernel command line words after console=.
+	Append []string
+	// Timeout for the whole run; zero means DefaultTimeout(Board).
+	Timeout time.Duration
+	// Log is the file the console is written to (created or truncated).
+	Log string
+	// Stream, if set, gets the console as it comes.
+	Stream io.Writer
+}
+
+// Console is the outcome of one QEMU run.
+type Console struct {
+	Text     string
+	Log      string
+	Command  []string
+	Duration time.Duration
+	// TimedOut says QEMU was killed at the timeout.
+	TimedOut bool
+}
+
+// ErrTimeout marks a run that QEMU did not end itself.
+var ErrTimeout = errors.New("QEMU did not exit before the timeout")
+
+// Contains reports whether the console has s.
+func (c *Console) Contains(s string) bool { return strings.Contains(c.Text, s) }
+
+// Lines returns the console lines containing s.
+func (c *Console) Lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.ReplaceAll(c.Text, "\r", ""), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// DefaultTimeout is generous for a boot under TCG on a busy 2-core
+// machine. A boot takes 5-7 s alone, but up to 50 s was seen with two
+// boots and two fuzzers sharing the cores; the i.MX6 is the slowest.
+// A boot that ends by itself never waits for it.
+func DefaultTimeout(b board.Board) time.Duration {
+	if b.QEMU.Disk == "sd-card" {
+		return 300 * time.Second
+	}
+	return 180 * time.Second
+}
+
+// QEMUArgs builds the QEMU command line (binary first) for s.
+func QEMUArgs(s BootSpec) ([]string, error) {
+	q := s.Board.QEMU
+	if q.Binary == "" {
+		return nil, fmt.Errorf("board %s has no QEMU binary", s.Board.Name)
+	}
+	// KVM on hosts like this one hangs Debian kernels: always TCG.
+	args := []string{q.Binary, "-accel", "tcg"}
+	if q.Machine != "" {
+		args = append(args, "-M", q.Machine)
+	}
+	if q.MemoryMiB > 0 {
+		args = append(args, "-m", fmt.Sprint(q.MemoryMiB))
+	}
+	if q.SMP > 0 {
+		args = append(args, "-smp", fmt.Sprint(q.SMP))
+	}
+	args = append(args, q.SerialArgs...)
+	args = append(args, q.ExtraArgs...)
+	args = append(args, "-kernel", s.Kernel.Vmlinuz)
+	if s.Board.DeviceTree != "" {
+		dtb, err := s.Kernel.DTB(s.Board.DeviceTree)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-dtb", dtb)
+	}
+	if s.Initrd != "" {
+		args = append(args, "-initrd", s.Initrd)
+	}
+	words := append([]string{"console=" + s.Board.Console}, s.Append...)
+	args = append(args, "-append", strings.Join(words, " "))
+	if s.Disk != "" {
+		// No "," in the path: QEMU would read it as an option separator.
+		if strings.Contains(s.Disk, ",") {
+			return nil, fmt.Errorf("disk image path %q contains a comma", s.Disk)
+		}
+		switch q.Disk {
+		case "virtio-pci":
+			args = append(args, "-drive", "file="+s.Disk+",format=raw,if=virtio")
+		case "virtio-mmio":
+			args = append(args, "-drive", "file="+s.Disk+",format=raw,if=none,id=hd0",
+				"-device", "virtio-blk-device,drive=hd0")
+		case "sd-card":
+			args = append(args, "-drive", "file="+s.Disk+",format=raw,if=none,id=sd",
+				"-device", "sd-card,drive=sd")
+		default:
+			return nil, fmt.Errorf("board %s: unknown disk attachment %q", s.Board.Name, q.Disk)
+		}
+	}
+	// A guest reboot ends QEMU: that is how every test boot finishes.
+	return append(args, "-no-reboot"), nil
+}
+
+// Boot runs QEMU as s describes until it exits or the timeout passes,
+// and returns the console. QEMU runs in its own process group; on
+// timeout or cancellation that group alone gets SIGTERM, then SIGKILL
+// five seconds later. The error is non-nil when QEMU could not run, did
+// not exit in time (ErrTimeout; the Console is returned too), or exited
+// with a failure status.
+//
+// Side effects: starts qemu-system-*, writes s.Log.
+func Boot(ctx context.Context, s BootSpec) (*Console, error) {
+	args, err := QEMUArgs(s)
+	if err != nil {
+		return nil, err
+	}
+	if s.Log == "" {
+		return nil, errors.New("BootSpec.Log is required")
+	}
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout(s.Board)
+	}
+	logf, err := os.Create(s.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "# %s\n", shellQuote(args))
+
+	var buf lockedBuffer
+	writers := []io.Writer{logf, &buf}
+	if s.Stream != nil {
+		writers = append(writers, s.Stream)
+	}
+	w := io.MultiWriter(writers...)
+
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin = nil // /dev/null: nothing types on the console
+	cmd.Stdout = w
+	cmd.Stderr = w
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid:   true,            // a group of its own, to kill it alone
+		Pdeathsig: syscall.SIGKILL, // and never outlive the caller
+	}
+	c := &Console{Log: s.Log, Command: args}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", args[0], err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var waitErr error
+	select {
+	case waitErr = <-done:
+	case <-timer.C:
+		c.TimedOut = true
+		waitErr = killGroup(cmd.Process.Pid, done)
+	case <-ctx.Done():
+		c.TimedOut = true
+		waitErr = killGroup(cmd.Process.Pid, done)
+	}
+	c.Duration = time.Since(start)
+	c.Text = buf.String()
+	fmt.Fprintf(logf, "\n# exit after %.1fs: %v\n", c.Duration.Seconds(), waitErr)
+	switch {
+	case c.TimedOut && ctx.Err() != nil:
+		return c, fmt.Errorf("%w (%v); console in %s", ErrTimeout, ctx.Err(), s.Log)
+	case c.TimedOut:
+		return c, fmt.Errorf("%w (%s); console in %s", ErrTimeout, timeout, s.Log)
+	case waitErr != nil:
+		return c, fmt.Errorf("%s: %w; console in %s", args[0], waitErr, s.Log)
+	}
+	return c, nil
+}
+
+func killGroup(pid int, done <-chan error) error {
+	syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	return <-done
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// shellQuote renders a command line for a log, quoting what needs it.
+func shellQuote(args []string) string {
+	var out []string
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}();&|<>#!~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}
