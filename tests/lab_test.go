@@ -257,6 +257,8 @@ func boot(t *testing.T, c bootCase) *bootlab.Run {
 		t.Fatalf("boot %s %q: %v", c.board, words, err)
 	}
 	assertNot(t, run.Console, "Kernel panic", "kernel panic")
+	assertNot(t, run.Console, "the init panicked", "a panic recovered in the init")
+	assertNot(t, run.Console, "freeing the initramfs", "a failure to free the initramfs")
 	if c.noProbe {
 		if run.Report != nil {
 			t.Errorf("the probe ran, but this boot should have stopped before the real init")

@@ -153,8 +153,10 @@ func removeTree(dir string, dev uint64, keepDir bool) error {
 		if keepDir {
 			return firstErr
 		}
-		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.EBUSY) && firstErr == nil {
-			// EBUSY: a mount point (of another filesystem) stays.
+		err = unix.Rmdir(dir)
+		// EBUSY: dir is itself a mount point. ENOTEMPTY: it holds one
+		// (the new root may be mounted at /mnt/root-RO). Both stay.
+		if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) && firstErr == nil {
 			firstErr = fmt.Errorf("rmdir %s: %w", dir, err)
 		}
 		return firstErr

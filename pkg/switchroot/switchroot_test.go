@@ -74,11 +74,12 @@ func TestRemoveTreeStaysOnItsFilesystem(t *testing.T) {
 	os.MkdirAll(top+"/a/b", 0o755)
 	os.WriteFile(top+"/a/b/f", nil, 0o644)
 	os.Symlink("/etc", top+"/link")
-	os.MkdirAll(top+"/newroot", 0o755)
-	if err := unix.Mount("new", top+"/newroot", "tmpfs", 0, "size=1m"); err != nil {
+	// Nested, as in a degraded boot where the new root is /mnt/root-RO.
+	os.MkdirAll(top+"/newroot/inner", 0o755)
+	if err := unix.Mount("new", top+"/newroot/inner", "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(top+"/newroot/keep", nil, 0o644)
+	os.WriteFile(top+"/newroot/inner/keep", nil, 0o644)
 	var st unix.Stat_t
 	unix.Stat(top, &st)
 	if err := removeTree(top, st.Dev, true); err != nil {
@@ -88,7 +89,7 @@ func TestRemoveTreeStaysOnItsFilesystem(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "newroot" {
 		t.Errorf("left %v", entries)
 	}
-	if _, err := os.Stat(filepath.Join(top, "newroot/keep")); err != nil {
+	if _, err := os.Stat(filepath.Join(top, "newroot/inner/keep")); err != nil {
 		t.Errorf("the new root lost a file: %v", err)
 	}
 	if _, err := os.Stat("/etc/hostname"); err != nil && !os.IsNotExist(err) {
