@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/cli"
+
 	"context"
 	"fmt"
 	"io"
@@ -17,9 +19,9 @@ import (
 )
 
 func init() {
-	commands["bench"] = command{
-		summary: "measure the initramfs size and the init's boot time per board in QEMU",
-		run:     runBench,
+	program.Commands["bench"] = cli.Command{
+		Summary: "measure the initramfs size and the init's boot time per board in QEMU",
+		Run:     runBench,
 	}
 }
 
@@ -41,7 +43,7 @@ type benchResult struct {
 // guest clock under TCG emulation: compare them with each other, not with
 // hardware. No pass or fail.
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[--boards a,b] [--boots N]", stderr)
+	fs := program.FlagSet("bench", "[--boards a,b] [--boots N]", stderr)
 	boards := fs.String("boards", strings.Join(board.Names(), ","), "comma-separated boards")
 	boots := fs.Int("boots", 5, "boots per board")
 	keep := fs.Bool("keep", false, "keep the work folder (console logs)")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/cli"
+
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +19,9 @@ import (
 )
 
 func init() {
-	commands["demo"] = command{
-		summary: "boot a board in QEMU with the protected root and show what its init sees",
-		run:     runDemo,
+	program.Commands["demo"] = cli.Command{
+		Summary: "boot a board in QEMU with the protected root and show what its init sees",
+		Run:     runDemo,
 	}
 }
 
@@ -27,7 +29,7 @@ func init() {
 // root, boots it with overlayfs=yes ofs-size=20, streams the console,
 // then sums up what the probe saw.
 func runDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", "[--board NAME] [--append WORDS] [--keep]", stderr)
+	fs := program.FlagSet("demo", "[--board NAME] [--append WORDS] [--keep]", stderr)
 	boardName := fs.String("board", "qemu-x86_64", "board to boot ("+strings.Join(board.Names(), ", ")+")")
 	appendWords := fs.String("append", "", "more kernel command-line words, e.g. 'ofs-size=64M'")
 	keep := fs.Bool("keep", false, "keep the work folder (images, initramfs, console log)")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/cli"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -15,9 +17,9 @@ import (
 )
 
 func init() {
-	commands["initramfs"] = command{
-		summary: "build a board's initramfs (init, kernel modules in load order, /dev/console) from a Debian kernel",
-		run:     runInitramfs,
+	program.Commands["initramfs"] = cli.Command{
+		Summary: "build a board's initramfs (init, kernel modules in load order, /dev/console) from a Debian kernel",
+		Run:     runInitramfs,
 	}
 }
 
@@ -40,7 +42,7 @@ func (l *initramfsList) Set(v string) error {
 // runInitramfs parses the flags, builds the image and prints a summary.
 // SOURCE_DATE_EPOCH, if set, stamps the archive entries.
 func runInitramfs(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("initramfs", initramfsSynopsis, stderr)
+	fs := program.FlagSet("initramfs", initramfsSynopsis, stderr)
 	boardName := fs.String("board", "", "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "))
 	kernel := fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one")
 	output := fs.String("output", "", "initramfs `FILE` to write (replaced atomically)")

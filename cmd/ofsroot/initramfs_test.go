@@ -14,7 +14,7 @@ const initramfsTestDeb = "/tmp/kdl/linux-image-6.1.0-50-amd64_6.1.176-1_amd64.de
 
 func runInitramfsCLI(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
-	code := run(append([]string{"initramfs"}, args...), &stdout, &stderr)
+	code := program.Main(append([]string{"initramfs"}, args...), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 
