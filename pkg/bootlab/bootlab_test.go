@@ -314,3 +314,16 @@ func TestImages(t *testing.T) {
 		t.Error("CopySparse changed the content")
 	}
 }
+
+func TestProbeRuns(t *testing.T) {
+	console := "noise\nPROBE BEGIN\nPROBE t=1.5\nPROBE run.cmd=/usr/bin/ofsctl status\nPROBE run.exit=0\nPROBE run.out=base64:cHJvdGVjdGVkCg==\n" +
+		"PROBE run.cmd=/nope\nPROBE run.exit=-1\nPROBE run.out=base64:\nPROBE END\n"
+	r, err := ParseProbe(console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := r.Runs()
+	if len(runs) != 2 || runs[0] != (ProgramRun{"/usr/bin/ofsctl status", 0, "protected\n"}) || runs[1].Exit != -1 || runs[1].Cmd != "/nope" {
+		t.Errorf("runs = %+v", runs)
+	}
+}

@@ -267,3 +267,33 @@ func decodeBlob(val string) (string, error) {
 	b, err := base64.StdEncoding.DecodeString(enc)
 	return string(b), err
 }
+
+// ProgramRun is one program the probe ran because the command line said
+// probe.run=PROGRAM,ARG...
+type ProgramRun struct {
+	Cmd    string
+	Exit   int
+	Output string
+}
+
+// Runs returns the programs the probe ran, in order.
+func (r *Report) Runs() []ProgramRun {
+	cmds, exits, outs := r.Values["run.cmd"], r.Values["run.exit"], r.Values["run.out"]
+	var runs []ProgramRun
+	for i, c := range cmds {
+		pr := ProgramRun{Cmd: c, Exit: -1}
+		if i < len(exits) {
+			fmt.Sscan(exits[i], &pr.Exit)
+		}
+		if i < len(outs) {
+			b, err := decodeBlob(outs[i])
+			if err != nil {
+				pr.Output = err.Error()
+			} else {
+				pr.Output = string(b)
+			}
+		}
+		runs = append(runs, pr)
+	}
+	return runs
+}

@@ -109,6 +109,9 @@ func main() {
 	reportFile("hostname", "/etc/hostname")
 	reportStatus()
 	reportBlock()
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		runRequested(string(b))
+	}
 	out.WriteString("PROBE END\n")
 	finish()
 }
