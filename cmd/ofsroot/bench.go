@@ -64,19 +64,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		list = append(list, b)
 	}
-	cache, err := bootlab.CacheDir()
+	cache, work, done, err := labFolders("bench", *keep, stderr)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "ofsroot-bench-")
-	if err != nil {
-		return err
-	}
-	if *keep {
-		defer fmt.Fprintf(stderr, "bench: work folder kept: %s\n", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

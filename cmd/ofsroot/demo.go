@@ -43,19 +43,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	cache, err := bootlab.CacheDir()
+	cache, work, done, err := labFolders("demo", *keep, stdout)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "ofsroot-demo-")
-	if err != nil {
-		return err
-	}
-	if *keep {
-		defer fmt.Fprintf(stdout, "demo: work folder kept: %s\n", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 
 	fmt.Fprintf(stdout, "demo: preparing %s (kernel into %s, probe root into %s)\n", b.Name, cache, work)
 	s, err := bootlab.NewSetup(b, cache, work)

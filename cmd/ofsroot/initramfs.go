@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"github.com/ofsroot/ofsroot/pkg/cli"
 
 	"errors"
@@ -153,15 +155,4 @@ func initramfsSummary(w io.Writer, b board.Board, res *initramfs.Result) {
 }
 
 // initramfsBytes formats a size in binary units, e.g. "2.5 MiB".
-func initramfsBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func initramfsBytes(n int64) string { return units.Bytes(n) }

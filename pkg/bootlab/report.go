@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"fmt"
 	"regexp"
 	"sort"
@@ -94,18 +96,7 @@ func MinMax(xs []float64) (lo, hi float64) {
 }
 
 // HumanBytes renders a size in binary units, e.g. "91.5 MiB".
-func HumanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func HumanBytes(n uint64) string { return units.Bytes(n) }
 
 // Summary describes a probe run for people: the mode, the layers, the
 // RAM layer's size, where a write went, and whether the image changed.

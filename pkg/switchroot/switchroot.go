@@ -81,29 +81,6 @@ func Switch(newRoot string, moves []string, warn func(string, ...any)) error {
 	return nil
 }
 
-// FindInit returns the first of candidates that is an executable regular
-// file in the current root (symbolic links followed, as exec would).
-func FindInit(candidates []string) (string, error) {
-	var tried []string
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		fi, err := os.Stat(c)
-		switch {
-		case err != nil:
-			tried = append(tried, fmt.Sprintf("%s (%v)", c, errors.Unwrap(err)))
-		case !fi.Mode().IsRegular():
-			tried = append(tried, fmt.Sprintf("%s (not a regular file)", c))
-		case fi.Mode().Perm()&0o111 == 0:
-			tried = append(tried, fmt.Sprintf("%s (not executable)", c))
-		default:
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("no init found; tried %v", tried)
-}
-
 // Exec replaces this process with path, with argv[0] = path.
 func Exec(path string, args, env []string) error {
 	argv := append([]string{path}, args...)
