@@ -269,3 +269,19 @@ func TestResolveErrors(t *testing.T) {
 		t.Errorf("broken module: %v", err)
 	}
 }
+
+// TestFindTreesMergedUsr: on a merged-/usr root (lib -> usr/lib) the one
+// module tree is found once, not twice.
+func TestFindTreesMergedUsr(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/lib/modules/6.1.0-50-amd64"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/lib", filepath.Join(root, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := FindTrees(root)
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("FindTrees = %q, %v; want one tree", dirs, err)
+	}
+}

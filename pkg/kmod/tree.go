@@ -35,6 +35,7 @@ func FindTrees(root string) ([]string, error) {
 		return nil, fmt.Errorf("%s is not a folder", root)
 	}
 	var dirs []string
+	var seenDirs []os.FileInfo
 	for _, md := range ModulesDirs {
 		entries, err := os.ReadDir(filepath.Join(root, md))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -43,11 +44,22 @@ func FindTrees(root string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+	entry:
 		for _, e := range entries {
 			p := filepath.Join(root, md, e.Name())
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-				dirs = append(dirs, p)
+			fi, err := os.Stat(p)
+			if err != nil || !fi.IsDir() {
+				continue
 			}
+			// On a merged-/usr root, lib is a link to usr/lib: the same
+			// tree is reached twice.
+			for _, seen := range seenDirs {
+				if os.SameFile(seen, fi) {
+					continue entry
+				}
+			}
+			seenDirs = append(seenDirs, fi)
+			dirs = append(dirs, p)
 		}
 	}
 	if len(dirs) == 0 {
