@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/ofsroot/ofsroot/pkg/bootinit"
+	"github.com/ofsroot/ofsroot/pkg/sandbox"
 )
 
 const usage = `ofsroot init %s: the /init of an ofsroot initramfs.
@@ -20,11 +21,19 @@ It runs only as PID 1, started by the kernel. Kernel command-line words:
   ofs-size=N|N%%|NK|NM|NG  size of the RAM layer: percent of RAM (default 50) or bytes
   ofs-rescue=reboot|halt|shell   when there is no root to boot (default reboot)
   ofs-rescue-delay=S     seconds before the rescue reboot (default 10)
+  overlayfs=sandbox      the protected root, with its init run in namespaces under a supervisor
+  ofs-sandbox-restart=always|never|N   restarts after the firmware ends, then reboot (default 3)
+  ofs-sandbox-net=private|host         the sandbox's network (default private: only lo)
+  ofs-sandbox-hostname=NAME            (default: the root's /etc/hostname)
+  ofs-sandbox-dev=NAME,...             extra /dev nodes for the sandbox
   root= rootfstype= rootflags= ro rw rootwait[=S] rootdelay=S init=   as the kernel's
 Build an initramfs with: ofsroot initramfs --board NAME --kernel DEB --output FILE
 `
 
 func main() {
+	// With overlayfs=sandbox the init re-executes itself as the sandbox
+	// child; that copy sets the sandbox up and execs the root's init.
+	sandbox.RunChildIfRequested()
 	if os.Getpid() != 1 {
 		fmt.Fprintf(os.Stderr, usage, bootinit.Version)
 		if len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help") {

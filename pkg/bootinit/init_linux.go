@@ -73,7 +73,7 @@ func (b *boot) run() error {
 		return err
 	}
 	var steps []Step
-	if b.cfg.Overlay == cmdline.OverlayOn {
+	if b.cfg.Overlay.Protected() {
 		if err := b.x.Run(b.mountRealRoot(b.paths.ro, true)); err != nil {
 			return err
 		}
@@ -87,7 +87,8 @@ func (b *boot) run() error {
 			return err
 		}
 	}
-	if b.status.Mode == bootstatus.Protected {
+	// In a sandbox the layers stay outside, in the initramfs.
+	if b.status.Mode == bootstatus.Protected && b.cfg.Overlay != cmdline.OverlaySandbox {
 		steps = append(steps, b.moveLayersSteps()...)
 		steps = append(steps, b.rewriteFstab())
 	}
@@ -95,6 +96,9 @@ func (b *boot) run() error {
 		steps = append(steps, b.guardDegradedFstab())
 	}
 	b.x.Run(steps...)
+	if b.cfg.Overlay == cmdline.OverlaySandbox {
+		return b.sandboxHandOver() // sandbox_linux.go
+	}
 	return b.handOver()
 }
 
@@ -144,7 +148,7 @@ func (b *boot) readCommandLine() {
 	b.status.Root.Spec = cfg.Root
 	b.log.Infof("overlay %s, ram layer %s, root %q, rescue %s after %s",
 		cfg.Overlay, cfg.Size, cfg.Root, cfg.Rescue, cfg.RescueDelay)
-	if cfg.Overlay == cmdline.OverlayOn && cfg.ReadWrite {
+	if cfg.Overlay.Protected() && cfg.ReadWrite {
 		b.log.Warnf("rw ignored: with overlayfs=yes the real root is always mounted read-only")
 	}
 }
@@ -297,7 +301,7 @@ func (b *boot) mountRealRoot(dir string, readOnly bool) Step {
 				b.status.Root.FSType = t
 				b.status.Root.Options = strings.Join(opts, ",")
 				b.status.Root.Mount = "/"
-				if b.cfg.Overlay == cmdline.OverlayOn {
+				if b.cfg.Overlay.Protected() {
 					b.status.Root.Mount = ReadOnlyLayer
 				}
 				return nil

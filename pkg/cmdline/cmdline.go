@@ -1,7 +1,8 @@
 // Package cmdline parses the kernel command line into the settings the
 // ofsroot init acts on: the overlay switch and its RAM size, the kernel's
 // own root words (root=, rootfstype=, rootflags=, ro, rw, rootwait,
-// rootdelay=, init=) and the rescue policy.
+// rootdelay=, init=), the rescue policy, and the firmware sandbox's
+// words (overlayfs=sandbox, ofs-sandbox-*).
 //
 // Parsing is pure: Parse takes the text of /proc/cmdline. A bad value
 // never stops a boot; it yields a Warning naming the word, the value and
@@ -24,14 +25,33 @@ const (
 	OverlayOff OverlayMode = iota
 	// OverlayOn boots the real root read-only under a RAM overlay.
 	OverlayOn
+	// OverlaySandbox builds the same protected root, but the init stays
+	// PID 1 as a supervisor and runs the root's init as PID 1 of new
+	// namespaces (overlayfs=sandbox; see the ofs-sandbox-* words).
+	OverlaySandbox
 )
 
 func (m OverlayMode) String() string {
-	if m == OverlayOn {
+	switch m {
+	case OverlayOn:
 		return "yes"
+	case OverlaySandbox:
+		return "sandbox"
 	}
 	return "no"
 }
+
+// Protected says whether the mode builds the RAM overlay.
+func (m OverlayMode) Protected() bool { return m == OverlayOn || m == OverlaySandbox }
+
+// SandboxAlways is Config.SandboxRestarts for ofs-sandbox-restart=always.
+const SandboxAlways = -1
+
+// Sandbox defaults.
+const (
+	DefaultSandboxRestarts = 3
+	DefaultSandboxNet      = "private"
+)
 
 // Rescue is what the init does when it cannot boot the root at all.
 type Rescue string
@@ -96,6 +116,20 @@ type Config struct {
 
 	Rescue      Rescue
 	RescueDelay time.Duration
+
+	// The firmware sandbox (overlayfs=sandbox).
+	// SandboxRestarts: how often the supervisor restarts the root's init
+	// after it ends before it reboots (SandboxAlways: for ever).
+	SandboxRestarts int
+	// SandboxNet is "private" (a network namespace with only lo) or
+	// "host".
+	SandboxNet string
+	// SandboxHostname is the sandbox's hostname; "" means the root's
+	// /etc/hostname.
+	SandboxHostname string
+	// SandboxDevices are extra /dev nodes the sandbox gets
+	// (ofs-sandbox-dev=ttymxc0,i2c-1).
+	SandboxDevices []string
 }
 
 // Warning is a word whose value could not be used.
@@ -116,6 +150,9 @@ func Default() Config {
 		Size:        Size{Percent: DefaultPercent},
 		Rescue:      RescueReboot,
 		RescueDelay: DefaultRescueDelay,
+
+		SandboxRestarts: DefaultSandboxRestarts,
+		SandboxNet:      DefaultSandboxNet,
 	}
 }
 
@@ -138,9 +175,13 @@ func Parse(line string) (Config, []Warning) {
 				c.Overlay, c.OverlayWord = OverlayOn, "yes"
 				continue
 			}
+			if strings.EqualFold(val, "sandbox") {
+				c.Overlay, c.OverlayWord = OverlaySandbox, val
+				continue
+			}
 			on, ok := ParseBool(val)
 			if !ok {
-				warn(key, val, "not one of yes/no, on/off, true/false, 1/0", "no (plain root)")
+				warn(key, val, "not one of yes/no, on/off, true/false, 1/0, sandbox", "no (plain root)")
 				c.Overlay, c.OverlayWord = OverlayOff, val
 				continue
 			}
@@ -173,6 +214,38 @@ func Parse(line string) (Config, []Warning) {
 				continue
 			}
 			c.RescueDelay = d
+		case "ofs-sandbox-restart":
+			n, ok := parseRestarts(val)
+			if !ok {
+				warn(key, val, "not one of always, never or a count", fmt.Sprint(DefaultSandboxRestarts))
+				c.SandboxRestarts = DefaultSandboxRestarts
+				continue
+			}
+			c.SandboxRestarts = n
+		case "ofs-sandbox-net":
+			switch v := strings.ToLower(val); v {
+			case "private", "host":
+				c.SandboxNet = v
+			default:
+				warn(key, val, "not one of private, host", DefaultSandboxNet)
+				c.SandboxNet = DefaultSandboxNet
+			}
+		case "ofs-sandbox-hostname":
+			if !validHostname(val) {
+				warn(key, val, "not a host name (1-64 letters, digits, '-', '.')", "the root's /etc/hostname")
+				c.SandboxHostname = ""
+				continue
+			}
+			c.SandboxHostname = val
+		case "ofs-sandbox-dev":
+			c.SandboxDevices = nil
+			for _, d := range strings.Split(val, ",") {
+				d = strings.TrimPrefix(d, "/dev/")
+				if d == "" || strings.Contains(d, "..") {
+					continue
+				}
+				c.SandboxDevices = append(c.SandboxDevices, "/dev/"+d)
+			}
 		case "root":
 			c.Root = val
 		case "rootfstype":
@@ -308,4 +381,31 @@ func formatBytes(b uint64) string {
 		return fmt.Sprintf("%dK", b>>10)
 	}
 	return fmt.Sprintf("%d", b)
+}
+
+// parseRestarts reads ofs-sandbox-restart's value.
+func parseRestarts(s string) (int, bool) {
+	switch strings.ToLower(s) {
+	case "always":
+		return SandboxAlways, true
+	case "never", "no", "0":
+		return 0, true
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		return 0, false
+	}
+	return int(n), true
+}
+
+func validHostname(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

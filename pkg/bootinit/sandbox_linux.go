@@ -1,0 +1,125 @@
+package bootinit
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/bootstatus"
+	"github.com/ofsroot/ofsroot/pkg/cmdline"
+	"github.com/ofsroot/ofsroot/pkg/sandbox"
+	"github.com/ofsroot/ofsroot/pkg/switchroot"
+)
+
+// SandboxRestartDelay is the pause before the supervisor restarts the
+// firmware, so that a firmware that dies at once does not spin.
+const SandboxRestartDelay = time.Second
+
+// sandboxConfig turns the command line into the sandbox's settings for
+// the root at root running init.
+func sandboxConfig(cfg cmdline.Config, root, init string, args, env []string) sandbox.Config {
+	host := cfg.SandboxHostname
+	if host == "" {
+		host = hostnameOf(root)
+	}
+	c := sandbox.Config{
+		Root:     root,
+		Init:     init,
+		Args:     args,
+		Env:      env,
+		Hostname: host,
+		Net:      sandbox.Net(cfg.SandboxNet),
+		Devices:  cfg.SandboxDevices,
+		Console:  "/dev/console",
+	}
+	return c
+}
+
+// hostnameOf reads root's /etc/hostname, else DefaultHostname.
+func hostnameOf(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "etc/hostname"))
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 && len(f[0]) <= 64 {
+			return f[0]
+		}
+	}
+	return sandbox.DefaultHostname
+}
+
+// sandboxHandOver is handOver for overlayfs=sandbox: instead of
+// switching root, the init stays PID 1 in the initramfs, as a supervisor,
+// and runs the root's init as PID 1 of new namespaces (package sandbox).
+// When the firmware has ended and ofs-sandbox-restart allows no more
+// restarts, it reboots (or halts, with ofs-rescue=halt). It never
+// returns unless the root has no init.
+func (b *boot) sandboxHandOver() error {
+	candidates := switchroot.DefaultInits
+	if b.cfg.Init != "" {
+		candidates = []string{b.cfg.Init}
+	}
+	init, err := switchroot.FindInitIn(b.newRoot, candidates)
+	if err != nil {
+		return fmt.Errorf("root %s has no init: %w", b.root.Path, err)
+	}
+	args, env := os.Args[1:], os.Environ()
+	sc := sandboxConfig(b.cfg, b.newRoot, init, args, env)
+	if b.status.Mode == bootstatus.Protected {
+		b.status.Mode = bootstatus.Sandbox
+	} else {
+		// Degraded: the read-only real root, sandboxed all the same.
+		b.log.Warnf("sandbox: the overlay could not be built; the firmware runs on the READ-ONLY real root")
+	}
+	plan := sandbox.PrepareAppArmor(sandbox.DefaultProfile)
+	b.log.Infof("sandbox: %s", plan.Note)
+	sc.AppArmorProfile = plan.Label
+	if plan.Label == "" {
+		b.status.Warnings = append(b.status.Warnings, plan.Note)
+	}
+	b.status.Init, b.status.InitArgs = init, args
+	b.status.Steps = b.x.Steps
+	b.status.HandoverAt = monotonic().Seconds()
+	statusDir := filepath.Join(b.paths.run, "ofsroot")
+	if err := bootstatus.WriteFile(filepath.Join(statusDir, StatusFileName), &b.status); err != nil {
+		b.log.Warnf("writing the status file: %v", err)
+	} else {
+		// The status record, read-only: ofsctl status works inside.
+		sc.Binds = append(sc.Binds, sandbox.Bind{Source: statusDir, Target: "/run/ofsroot", ReadOnly: true})
+	}
+	restarts := sandbox.Restarts(b.cfg.SandboxRestarts)
+	b.log.Infof("mode %s; stage took %.3f s", b.status.Mode, b.status.HandoverAt-b.status.StartedAt)
+	b.log.Infof("sandbox: starting %s as PID 1 of new namespaces (hostname %s, network %s, restart %s)", init, sc.Hostname, sc.Net, restarts)
+	sup := &sandbox.Supervisor{
+		Start: func() (int, error) {
+			p, err := sandbox.Start(sc, os.Stdin, os.Stdout, os.Stderr)
+			if err != nil {
+				return 0, err
+			}
+			// The supervisor waits with wait4 by PID; the handle
+			// (a pidfd) is not needed.
+			pid := p.Pid
+			p.Release()
+			return pid, nil
+		},
+		Wait:     sandbox.ReapAll,
+		Restarts: restarts,
+		Delay:    SandboxRestartDelay,
+		Logf:     b.log.Infof,
+	}
+	sup.Run()
+	unix.Sync()
+	if b.cfg.Rescue == cmdline.RescueHalt {
+		b.log.Errorf("sandbox: the firmware has ended (ofs-sandbox-restart=%s); halting (ofs-rescue=halt)", restarts)
+		unix.Reboot(rebootCmd(unix.LINUX_REBOOT_CMD_HALT))
+	} else {
+		b.log.Errorf("sandbox: the firmware has ended (ofs-sandbox-restart=%s); rebooting", restarts)
+		unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	}
+	for {
+		b.log.Errorf("sandbox: the kernel refused to reboot; waiting")
+		time.Sleep(time.Hour)
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// runsFile counts the probe's starts in this boot; it is on the
+// sandbox's overlay, so in RAM, and survives a restart by the supervisor.
+const runsFile = "/probe-runs"
+
+// sandboxed says whether the probe runs in the ofsroot sandbox: the
+// supervisor sets container=ofsroot (systemd's convention).
+func sandboxed() bool { return os.Getenv("container") != "" }
+
+// sandboxChecks runs only in a sandbox. It counts this start, exits with
+// N on the first start when the command line says probe.exit=N (so the
+// boot test sees the supervisor restart it), and reports what a firmware
+// may and may not do there:
+//
+//	PROBE sandbox.run=N        this start's number in this boot
+//	PROBE sandbox.container=V  $container
+//	PROBE sandbox.hostname=H   the UTS name
+//	PROBE sandbox.settime=E    clock_settime to the current time (EPERM)
+//	PROBE sandbox.sysrq=E      opening /proc/sysrq-trigger to write (EROFS)
+//	PROBE sandbox.mount=E      mounting a tmpfs (EPERM)
+//	PROBE sandbox.reboot=E     reboot(2) (EPERM)
+//	PROBE sandbox.chroot=R     the classic chroot escape (chroot into a
+//	                           folder, climb "..", chroot "."): "contained"
+//	                           when it ends in the sandbox's own root,
+//	                           "escaped" when the initramfs's /init shows
+//	PROBE sandbox.capeff=HEX   /proc/self/status CapEff
+//	PROBE sandbox.nonewprivs=N
+func sandboxChecks() {
+	if !sandboxed() {
+		return
+	}
+	n := 1
+	if b, err := os.ReadFile(runsFile); err == nil {
+		if m, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			n = m + 1
+		}
+	}
+	os.WriteFile(runsFile, []byte(strconv.Itoa(n)), 0o644)
+	report("sandbox.run", "%d", n)
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil && n == 1 {
+		for _, w := range strings.Fields(string(b)) {
+			if v, ok := strings.CutPrefix(w, "probe.exit="); ok {
+				code, _ := strconv.Atoi(v)
+				report("sandbox.exit", "%d", code)
+				unix.Sync()
+				os.Exit(code)
+			}
+		}
+	}
+	report("sandbox.container", "%s", os.Getenv("container"))
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err == nil {
+		report("sandbox.hostname", "%s", unix.ByteSliceToString(uts.Nodename[:]))
+	}
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_REALTIME, &ts)
+	report("sandbox.settime", "%s", errText(unix.ClockSettime(unix.CLOCK_REALTIME, &ts)))
+	f, err := os.OpenFile("/proc/sysrq-trigger", os.O_WRONLY, 0)
+	if err == nil {
+		f.Close() // opened, but nothing written
+	}
+	report("sandbox.sysrq", "%s", errText(err))
+	os.MkdirAll("/mnt", 0o755)
+	report("sandbox.mount", "%s", errText(unix.Mount("tmpfs", "/mnt", "tmpfs", 0, "")))
+	// CAD_OFF changes nothing anywhere even if it were allowed; the
+	// capability check comes first.
+	report("sandbox.reboot", "%s", errText(unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)))
+	report("sandbox.chroot", "%s", chrootEscape())
+	if st, err := os.Open("/proc/self/status"); err == nil {
+		sc := bufio.NewScanner(st)
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), ":")
+			switch k {
+			case "CapEff":
+				report("sandbox.capeff", "%s", strings.TrimSpace(v))
+			case "NoNewPrivs":
+				report("sandbox.nonewprivs", "%s", strings.TrimSpace(v))
+			}
+		}
+		st.Close()
+	}
+}
+
+// chrootEscape tries the escape CAP_SYS_CHROOT allows: after chroot into
+// a subfolder the working folder is outside the root, and ".." climbs
+// up through the mounts. In a sandbox entered with pivot_root and the
+// old root detached, the climb ends at the sandbox's own root.
+func chrootEscape() string {
+	const dir = "/.probe-chroot"
+	os.Mkdir(dir, 0o755)
+	defer os.Remove(dir)
+	if err := unix.Chroot(dir); err != nil {
+		return "chroot: " + errText(err)
+	}
+	for i := 0; i < 64; i++ {
+		unix.Chdir("..")
+	}
+	unix.Chroot(".")
+	unix.Chdir("/")
+	if _, err := os.Lstat("/init"); err == nil {
+		return "escaped: the initramfs's /init is reachable"
+	}
+	if _, err := os.Lstat("/sbin/init"); err != nil {
+		return "lost: neither the sandbox's root nor the initramfs"
+	}
+	return "contained"
+}

@@ -1,0 +1,128 @@
+package tests
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ofsroot/ofsroot/pkg/bootlab"
+	"github.com/ofsroot/ofsroot/pkg/bootstatus"
+	"github.com/ofsroot/ofsroot/pkg/sandbox"
+)
+
+// sandboxBoot boots qemu-x86_64 with words; unlike boot it expects the
+// init to stay PID 1 as the supervisor rather than switch root.
+func sandboxBoot(t *testing.T, words ...string) *bootlab.Run {
+	t.Helper()
+	l := getLab(t, "qemu-x86_64")
+	initrdPath, _ := l.initrd(t, variant{})
+	img, root := l.setup.DefaultRoot()
+	dir := filepath.Join(runDir, "boots", strings.ReplaceAll(t.Name(), "/", "_"))
+	bootSem <- struct{}{}
+	run, err := l.setup.Run(context.Background(), bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: append([]string{root}, words...), Dir: dir})
+	<-bootSem
+	t.Cleanup(func() {
+		if t.Failed() && run != nil && run.Console != nil {
+			t.Logf("console log: %s\nconsole tail:\n%s", filepath.Join(dir, "console.log"), tail(run.Console.Text, 60))
+		}
+	})
+	if run == nil {
+		t.Fatalf("boot %q: %v", words, err)
+	}
+	if run.Console != nil {
+		statsMu.Lock()
+		stats = append(stats, bootStat{t.Name(), run.Console.Duration})
+		statsMu.Unlock()
+	}
+	if err != nil {
+		t.Fatalf("boot %q: %v (QEMU must exit by itself: the supervisor reboots)", words, err)
+	}
+	assertNot(t, run.Console, "Kernel panic", "kernel panic")
+	assertNot(t, run.Console, "the init panicked", "a panic recovered in the init")
+	if run.ReportErr != nil {
+		t.Fatalf("probe report: %v", run.ReportErr)
+	}
+	return run
+}
+
+// TestSandboxBoot boots with overlayfs=sandbox: the root's init (the
+// probe) runs as PID 1 of its own namespaces with its own hostname,
+// cannot set the clock, mount, reboot or write sysrq-trigger; its first
+// start exits with status 7 and the supervisor restarts it once, then
+// reboots; the disk image is unchanged.
+func TestSandboxBoot(t *testing.T) {
+	t.Parallel()
+	run := sandboxBoot(t, "overlayfs=sandbox", "ofs-size=20", "ofs-sandbox-hostname=fw1", "ofs-sandbox-restart=1", "probe.exit=7")
+	r := run.Report
+	v := func(k string) string {
+		if vs := r.Values[k]; len(vs) > 0 {
+			return vs[len(vs)-1]
+		}
+		return "(missing)"
+	}
+	if r.PID != 1 {
+		t.Errorf("the probe ran as PID %d, want 1 of its namespace", r.PID)
+	}
+	for k, want := range map[string]string{
+		"sandbox.run":        "2", // the first start exited, the supervisor restarted it
+		"sandbox.container":  "ofsroot",
+		"sandbox.hostname":   "fw1",
+		"sandbox.settime":    "EPERM",
+		"sandbox.sysrq":      "EROFS",
+		"sandbox.mount":      "EPERM",
+		"sandbox.reboot":     "EPERM",
+		"sandbox.nonewprivs": "1",
+		"sandbox.chroot":     "contained",
+	} {
+		if got := v(k); got != want {
+			t.Errorf("%s = %s, want %s", k, got, want)
+		}
+	}
+	if capEff, err := sandbox.ParseCapMask(v("sandbox.capeff")); err != nil {
+		t.Errorf("sandbox.capeff: %v", err)
+	} else {
+		for c := range sandbox.Dropped {
+			if capEff&(1<<uint(c)) != 0 {
+				t.Errorf("the firmware has %s", sandbox.CapName(c))
+			}
+		}
+	}
+	// The supervisor: how the first run ended, the restart, the end.
+	assertLine(t, run.Console, "ofsroot: sandbox: starting /sbin/init as PID 1 of new namespaces", "hostname fw1", "network private", "restart 1")
+	assertLine(t, run.Console, "ofsroot: sandbox: the firmware (pid", "exited with status 7")
+	assertHas(t, run.Console, "ofsroot: sandbox: restarting the firmware (restart 1 of 1)")
+	assertLine(t, run.Console, "ofsroot: sandbox: the firmware (pid", "exited with status 0")
+	assertHas(t, run.Console, "ofsroot: sandbox: no restart left")
+	assertHas(t, run.Console, "ofsroot: error: sandbox: the firmware has ended (ofs-sandbox-restart=1); rebooting")
+	assertLine(t, run.Console, "ofsroot: sandbox: AppArmor")
+	assertNot(t, run.Console, "switching to /sbin/init", "a switch_root in sandbox mode")
+	// Inside: an overlay as /, nothing of the host's layers or disk.
+	if m, ok := r.MountAt("/"); !ok || m.FSType != "overlay" || m.ReadOnly() {
+		t.Errorf("/ = %+v, want the rw overlay", m)
+	}
+	for _, p := range []string{"/mnt/root-RO", "/mnt/root-RW"} {
+		if m, ok := r.MountAt(p); ok {
+			t.Errorf("%s is visible in the sandbox: %+v", p, m)
+		}
+	}
+	if m, ok := r.MountAt("/proc/sys"); !ok || !m.ReadOnly() {
+		t.Errorf("/proc/sys = %+v, want read-only", m)
+	}
+	if m, ok := r.MountAt("/sys"); !ok || !m.ReadOnly() {
+		t.Errorf("/sys = %+v, want read-only", m)
+	}
+	if m, ok := r.MountAt("/dev"); !ok || m.FSType != "tmpfs" {
+		t.Errorf("/dev = %+v, want the sandbox's tmpfs", m)
+	}
+	if r.WriteRoot != "ok" {
+		t.Errorf("writing / inside: %s, want ok (into the RAM layer)", r.WriteRoot)
+	}
+	if st := r.Status; st == nil {
+		t.Errorf("no status record inside (/run/ofsroot bound read-only): %s", r.StatusError)
+	} else if st.Mode != bootstatus.Sandbox || st.Requested != "sandbox" {
+		t.Errorf("status mode %q requested %q, want sandbox", st.Mode, st.Requested)
+	}
+	assertImageUnchanged(t, run)
+	t.Logf("sandbox boot: probe started %s times, %.1f s of QEMU", v("sandbox.run"), run.Console.Duration.Seconds())
+}
