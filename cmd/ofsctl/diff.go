@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/ofsroot/ofsroot/pkg/bootinit"
+	"github.com/ofsroot/ofsroot/pkg/cli"
+	"github.com/ofsroot/ofsroot/pkg/overlaydiff"
+)
+
+func init() {
+	program.Commands["diff"] = cli.Command{
+		Summary: "what the RAM layer holds compared with the real root: added, changed, deleted, opaque",
+		Run:     runDiff,
+	}
+}
+
+// diffReport is diff's JSON output.
+type diffReport struct {
+	Lower   string               `json:"lower"`
+	Upper   string               `json:"upper"`
+	Changes []overlaydiff.Change `json:"changes"`
+}
+
+func layerFlags(fs interface {
+	String(name, value, usage string) *string
+}) (lower, upper *string) {
+	lower = fs.String("lower", bootinit.ReadOnlyLayer, "the lower layer (the real root)")
+	upper = fs.String("upper", bootinit.WritableLayer+"/upper", "the upper layer (the RAM layer's upper folder)")
+	return lower, upper
+}
+
+// layerIgnore leaves out the protected root's own layer mount points,
+// which the init makes in the RAM layer at every boot.
+func layerIgnore(lower, upper string) []string {
+	if lower == bootinit.ReadOnlyLayer && upper == bootinit.WritableLayer+"/upper" {
+		return []string{bootinit.ReadOnlyLayer, bootinit.WritableLayer}
+	}
+	return nil
+}
+
+func runDiff(args []string, stdout, stderr io.Writer) error {
+	fs := program.FlagSet("diff", "[--json] [--lower DIR --upper DIR] [PATH...]", stderr)
+	asJSON := fs.Bool("json", false, "print the changes as JSON")
+	lower, upper := layerFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	changes, err := overlaydiff.Diff(*lower, *upper, overlaydiff.Options{Paths: fs.Args(), Ignore: layerIgnore(*lower, *upper)})
+	if err != nil {
+		return fmt.Errorf("%w (is the root protected? see ofsctl status)", err)
+	}
+	if *asJSON {
+		if changes == nil {
+			changes = []overlaydiff.Change{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(diffReport{Lower: *lower, Upper: *upper, Changes: changes})
+	}
+	for _, c := range changes {
+		fmt.Fprintln(stdout, c)
+	}
+	return nil
+}

@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/mountfs/mountfstest"
+	"github.com/ofsroot/ofsroot/pkg/sandbox"
+	"github.com/ofsroot/ofsroot/pkg/sandbox/store"
+)
+
+// The test binary is the sandbox child too: sandbox.go's init() hands
+// over to sandbox.RunChildIfRequested before any test runs.
+
+// sandboxHelper builds pkg/sandbox/testdata/escape static into dir.
+func sandboxHelper(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "escape")
+	cmd := exec.Command("go", "build", "-o", out, "../../pkg/sandbox/testdata/escape")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build escape: %v\n%s", err, b)
+	}
+	return out
+}
+
+// firmwareTree makes a firmware folder: /bin/escape, /etc/hostname,
+// /etc/gone, /old/f, /greetings and the usual mount points.
+func firmwareTree(t *testing.T, dir, helper string) string {
+	t.Helper()
+	fw := filepath.Join(dir, "fw")
+	for _, d := range []string{"bin", "etc", "data", "old", "proc", "sys", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(fw, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, c := range map[string]string{"etc/hostname": "fw\n", "etc/gone": "x\n", "old/f": "y\n", "greetings": "plop\n"} {
+		if err := os.WriteFile(filepath.Join(fw, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(fw, "bin/escape"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return fw
+}
+
+func sha256Of(t *testing.T, path string) string {
+	t.Helper()
+	h, _, err := store.HashFirmware(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// mountsUnder lists this process's mounts under dir.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.Mounted(string(b), dir)
+}
+
+// ofsrootBin is this package built, once per test: the runner runs as
+// its own process, as users run it, so that all its threads share the
+// test's private mount namespace (the process is forked from the
+// test's locked thread).
+var ofsrootBin string
+
+func buildOfsroot(t *testing.T) {
+	t.Helper()
+	ofsrootBin = filepath.Join(t.TempDir(), "ofsroot")
+	if b, err := exec.Command("go", "build", "-o", ofsrootBin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// ofsroot runs the command and returns its exit code, stdout and
+// stderr.
+func ofsroot(args ...string) (int, string, string) {
+	if ofsrootBin == "" {
+		var out, errb bytes.Buffer
+		return program.Main(args, &out, &errb), out.String(), errb.String()
+	}
+	var out, errb bytes.Buffer
+	cmd := exec.Command(ofsrootBin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return exitCode(err), out.String(), errb.String()
+}
+
+// background starts the command; its stdout lines arrive on the
+// channel, its exit code on done.
+func background(t *testing.T, args ...string) (<-chan string, <-chan int, *bytes.Buffer, int) {
+	t.Helper()
+	var errb bytes.Buffer
+	cmd := exec.Command(ofsrootBin, args...)
+	cmd.Stderr = &errb
+	pr, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	done := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		done <- exitCode(cmd.Wait())
+	}()
+	return lines, done, &errb, cmd.Process.Pid
+}
+
+// waitLine reads lines until one has want.
+func waitLine(t *testing.T, lines <-chan string, want string) {
+	t.Helper()
+	for l := range lines {
+		if strings.Contains(l, want) {
+			return
+		}
+	}
+	t.Fatalf("the firmware never printed %q", want)
+}
+
+// escapeChild finds the sandboxed escape helper the runner parent
+// started.
+func escapeChild(t *testing.T, parent int) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && strings.Contains(s[:i], "(escape") && f[1] == strconv.Itoa(parent) {
+			return pid
+		}
+	}
+	t.Fatal("no sandboxed escape helper among this process's children")
+	return 0
+}
+
+func TestSandboxRunner(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	mountfstest.NeedTools(t, "mkfs.ext4")
+	buildOfsroot(t)
+	dir := t.TempDir()
+	fw := firmwareTree(t, dir, sandboxHelper(t, dir))
+	img := filepath.Join(dir, "fw.img")
+	if out, err := exec.Command("mkfs.ext4", "-q", "-d", fw, img, "32M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	imgHash := sha256Of(t, img)
+	state := filepath.Join(dir, "state")
+
+	// 1. One instance makes changes; diff reports exactly them.
+	code, out, errs := ofsroot("sandbox", "run", img, "--name", "a", "--state", state, "--init", "/bin/escape", "--",
+		"pid", "hostname", "write=/data/new:1", "write=/etc/hostname:changed", "remove=/etc/gone", "remove=/old", "mkdir=/old", "mkdir=/newdir", "write=/greetings:plop\n")
+	if code != 0 {
+		t.Fatalf("run a: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"ESCAPE pid=1", "ESCAPE hostname=a", "ESCAPE write:/data/new=ok", "ESCAPE remove:/old=ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("run a: output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errs = ofsroot("sandbox", "diff", "a", "--state", state)
+	want := "A /data/new\nD /etc/gone\nM /etc/hostname (content)\nA /newdir/\nO /old/\nD /old/f\n"
+	if code != 0 || out != want {
+		t.Errorf("diff a: exit %d\n%s\nwant:\n%s\n%s", code, out, want, errs)
+	}
+
+	// 2. Two instances at once do not see each other's writes.
+	lines, done, p1err, p1 := background(t, "sandbox", "run", img, "--name", "p1", "--state", state, "--init", "/bin/escape", "--", "write=/data/p1:1", "pause")
+	waitLine(t, lines, "ESCAPE pause=ok")
+	code, out, errs = ofsroot("sandbox", "run", img, "--name", "p2", "--state", state, "--init", "/bin/escape", "--", "exists=/data/p1", "exists=/data/new", "write=/data/p2:2")
+	if code != 0 || !strings.Contains(out, "ESCAPE exists:/data/p1=ENOENT") || !strings.Contains(out, "ESCAPE exists:/data/new=ENOENT") {
+		t.Errorf("p2 sees another instance's files (exit %d):\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = ofsroot("sandbox", "list", "--state", state)
+	if code != 0 || !regexpLine(out, "p1", "running (pid "+strconv.Itoa(p1)+")") || !regexpLine(out, "p2", "stopped: exited with status 0") || !regexpLine(out, "a ", imgHash[:12], "image") {
+		t.Errorf("list:\n%s", out)
+	}
+	if code, _, errs := ofsroot("sandbox", "run", img, "--name", "p1", "--state", state, "--init", "/bin/escape"); code == 0 || !strings.Contains(errs, "running already") {
+		t.Errorf("a second run of a running instance: exit %d, %s", code, errs)
+	}
+	if code, _, errs := ofsroot("sandbox", "drop", "p1", "--state", state); code == 0 || !strings.Contains(errs, "is running") {
+		t.Errorf("drop of a running instance: exit %d, %s", code, errs)
+	}
+	code, out, errs = ofsroot("sandbox", "stop", "p1", "--now", "--state", state)
+	if code != 0 {
+		t.Errorf("stop p1: exit %d %s %s", code, out, errs)
+	}
+	if code := <-done; code != 128+9 {
+		t.Errorf("run p1 ended with exit %d, want %d (killed); stderr:\n%s", code, 128+9, p1err)
+	}
+	if code, out, _ := ofsroot("sandbox", "diff", "p1", "--state", state); code != 0 || out != "A /data/p1\n" {
+		t.Errorf("diff p1: %d %q", code, out)
+	}
+	if code, out, _ := ofsroot("sandbox", "diff", "p2", "--state", state); code != 0 || out != "A /data/p2\n" {
+		t.Errorf("diff p2: %d %q", code, out)
+	}
+
+	// 3. Stale mounts of an earlier run are cleaned at the next start.
+	if err := unix.Mount("tmpfs", filepath.Join(state, "instances/p2/union"), "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = ofsroot("sandbox", "run", img, "--state", state, "--init", "/bin/escape", "--", "exit=3")
+	if code != 3 {
+		t.Errorf("run with exit=3: exit %d\n%s", code, errs)
+	}
+	if !strings.Contains(errs, "unmounted what an earlier run of p2 left mounted") {
+		t.Errorf("no word of the stale mount:\n%s", errs)
+	}
+	if m := mountsUnder(t, state); len(m) > 0 {
+		t.Errorf("still mounted after the runs: %q", m)
+	}
+	if _, err := os.Stat(filepath.Join(state, "instances", imgHash[:8])); err != nil {
+		t.Errorf("an instance without --name is named after the firmware's hash: %v", err)
+	}
+
+	// 4. The firmware image is unchanged; drop leaves nothing.
+	if got := sha256Of(t, img); got != imgHash {
+		t.Errorf("the firmware image changed: %s, was %s", got, imgHash)
+	}
+	for _, n := range []string{"a", "p1", "p2", imgHash[:8]} {
+		if code, _, errs := ofsroot("sandbox", "drop", n, "--state", state); code != 0 {
+			t.Errorf("drop %s: %s", n, errs)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "instances")); len(entries) != 0 {
+		t.Errorf("instances left after drop: %v", entries)
+	}
+	if m := mountsUnder(t, state); len(m) > 0 {
+		t.Errorf("still mounted after drop: %q", m)
+	}
+	if code, _, errs := ofsroot("sandbox", "diff", "a", "--state", state); code == 0 || !strings.Contains(errs, "no such instance") {
+		t.Errorf("diff of a dropped instance: %d %s", code, errs)
+	}
+}
+
+// TestSandboxRemount: a firmware folder changed by its developer is
+// seen by the running instance after remount.
+func TestSandboxRemount(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	buildOfsroot(t)
+	dir := t.TempDir()
+	fw := firmwareTree(t, dir, sandboxHelper(t, dir))
+	state := filepath.Join(dir, "state")
+	lines, done, errb, runner := background(t, "sandbox", "run", fw, "--name", "dev", "--state", state, "--init", "/bin/escape", "--", "read=/greetings", "waitsig", "read=/greetings")
+	waitLine(t, lines, "ESCAPE waitsig=ready")
+	// The developer rebuilds: the file is replaced, not rewritten.
+	os.Remove(filepath.Join(fw, "greetings"))
+	if err := os.WriteFile(filepath.Join(fw, "greetings"), []byte("moo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := ofsroot("sandbox", "remount", "dev", "--state", state); code != 0 {
+		t.Fatalf("remount: %d %s %s", code, out, errs)
+	}
+	unix.Kill(escapeChild(t, runner), unix.SIGUSR2)
+	var reads []string
+	for l := range lines {
+		if v, ok := strings.CutPrefix(l, "ESCAPE read:/greetings="); ok {
+			reads = append(reads, v)
+		}
+	}
+	if code := <-done; code != 0 {
+		t.Errorf("run dev: exit %d\n%s", code, errb)
+	}
+	if len(reads) != 1 || reads[0] != `"moo\n"` {
+		t.Errorf("after remount the firmware read %q, want \"moo\\n\"", reads)
+	}
+	if code, _, errs := ofsroot("sandbox", "remount", "dev", "--state", state); code == 0 || !strings.Contains(errs, "not running") {
+		t.Errorf("remount of a stopped instance: %d %s", code, errs)
+	}
+	if m := mountsUnder(t, state); len(m) > 0 {
+		t.Errorf("still mounted: %q", m)
+	}
+}
+
+func TestSandboxUsage(t *testing.T) {
+	ofsrootBin = "" // in-process
+	for _, args := range [][]string{
+		{"sandbox"},
+		{"sandbox", "frobnicate"},
+		{"sandbox", "run"},
+		{"sandbox", "run", "a", "b"},
+		{"sandbox", "run", "x", "--net", "bridge"},
+		{"sandbox", "run", "x", "--restart", "sometimes"},
+		{"sandbox", "run", "x", "--name", "Bad Name"},
+		{"sandbox", "stop"},
+		{"sandbox", "drop", "a", "b"},
+		{"sandbox", "diff", "../etc"},
+		{"sandbox", "list", "x"},
+	} {
+		if code, _, _ := ofsroot(args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+	if code, out, _ := ofsroot("sandbox", "profile"); code != 0 || !strings.Contains(out, "profile "+sandbox.DefaultProfile) {
+		t.Errorf("profile: %d %s", code, out)
+	}
+	if code, out, _ := ofsroot("sandbox", "--help"); code != 0 || !strings.Contains(out, "ofsroot sandbox run FIRMWARE") {
+		t.Errorf("--help: %d %s", code, out)
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	fs := program.FlagSet("sandbox", "x", io.Discard)
+	name := fs.String("name", "", "")
+	pos, after, err := parseInterspersed(fs, []string{"fw.img", "--name", "n", "--", "--name", "z"})
+	if err != nil || *name != "n" || fmt.Sprint(pos) != "[fw.img]" || fmt.Sprint(after) != "[--name z]" {
+		t.Errorf("got %q %q %q %v", *name, pos, after, err)
+	}
+	if _, _, err := parseInterspersed(fs, []string{"--nope"}); err == nil || errors.Is(err, nil) {
+		t.Errorf("unknown flag: %v", err)
+	}
+}
+
+// regexpLine says whether one line of text has every part.
+func regexpLine(text string, parts ...string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSandboxRunnerKilled: a runner killed with SIGKILL takes its
+// firmware with it (PR_SET_PDEATHSIG) and leaves its mounts; the next run
+// unmounts them.
+func TestSandboxRunnerKilled(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	buildOfsroot(t)
+	dir := t.TempDir()
+	fw := firmwareTree(t, dir, sandboxHelper(t, dir))
+	state := filepath.Join(dir, "state")
+	lines, done, _, runner := background(t, "sandbox", "run", fw, "--name", "k", "--state", state, "--init", "/bin/escape", "--", "pause")
+	waitLine(t, lines, "ESCAPE pause=ok")
+	child := escapeChild(t, runner)
+	if err := unix.Kill(runner, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	// The kernel kills the firmware when its parent dies; it is gone (or
+	// a zombie for the host's init to reap) once that is done. This loop
+	// only waits for the kernel; it has no deadline of its own.
+	for gone := false; !gone; {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(child), "stat"))
+		s := string(b)
+		gone = err != nil || strings.Contains(s[strings.LastIndexByte(s, ')')+1:], " Z ")
+		if !gone {
+			unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+		}
+	}
+	if len(mountsUnder(t, state)) == 0 {
+		t.Fatal("the killed runner left nothing mounted: nothing to clean (test precondition)")
+	}
+	code, out, _ := ofsroot("sandbox", "list", "--state", state)
+	if code != 0 || !regexpLine(out, "k ", "stopped") {
+		t.Errorf("list after the kill:\n%s", out)
+	}
+	code, _, errs := ofsroot("sandbox", "run", fw, "--name", "k2", "--state", state, "--init", "/bin/escape")
+	if code != 0 || !strings.Contains(errs, "unmounted what an earlier run of k left mounted") {
+		t.Errorf("the next run: exit %d\n%s", code, errs)
+	}
+	if m := mountsUnder(t, state); len(m) > 0 {
+		t.Errorf("still mounted: %q", m)
+	}
+}

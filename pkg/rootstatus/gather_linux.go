@@ -1,0 +1,39 @@
+package rootstatus
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/bootstatus"
+)
+
+// Sources are the live files Gather reads; tests point them elsewhere.
+type Sources struct {
+	Mountinfo  string // /proc/self/mountinfo
+	StatusFile string // bootstatus.Path
+}
+
+// Live are the running system's sources.
+var Live = Sources{Mountinfo: "/proc/self/mountinfo", StatusFile: bootstatus.Path}
+
+// Gather reads the sources and evaluates them.
+func Gather(s Sources) (*Report, error) {
+	mi, err := os.ReadFile(s.Mountinfo)
+	if err != nil {
+		return nil, fmt.Errorf("reading the kernel's mount table: %w (is /proc mounted?)", err)
+	}
+	st, stErr := bootstatus.ReadFile(s.StatusFile)
+	return Evaluate(Inputs{Mountinfo: bytes.NewReader(mi), Status: st, StatusErr: stErr, StatusFile: s.StatusFile, Statfs: StatfsOf})
+}
+
+// StatfsOf calls statfs(2).
+func StatfsOf(path string) (Statfs, error) {
+	var s unix.Statfs_t
+	if err := unix.Statfs(path, &s); err != nil {
+		return Statfs{}, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	return Statfs{Bsize: s.Bsize, Blocks: s.Blocks, Bfree: s.Bfree, Bavail: s.Bavail, Files: s.Files, Ffree: s.Ffree}, nil
+}
