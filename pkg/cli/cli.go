@@ -34,6 +34,10 @@ type Program struct {
 	Name     string
 	Intro    string // one line under the name in the usage text
 	Commands map[string]Command
+
+	// badFlags is set when a flag set made by FlagSet printed its usage
+	// because of a bad flag: the command's error is then a usage error.
+	badFlags bool
 }
 
 // Main runs the subcommand args[0] and returns the exit code: 0, 1 for a
@@ -52,6 +56,7 @@ func (p *Program) Main(args []string, stdout, stderr io.Writer) int {
 		p.Usage(stderr)
 		return 2
 	}
+	p.badFlags = false
 	err := c.Run(args[1:], stdout, stderr)
 	var code ExitCode
 	switch {
@@ -63,7 +68,7 @@ func (p *Program) Main(args []string, stdout, stderr io.Writer) int {
 		return int(code)
 	}
 	fmt.Fprintf(stderr, "%s %s: %v\n", p.Name, args[0], err)
-	if errors.Is(err, ErrUsage) {
+	if errors.Is(err, ErrUsage) || p.badFlags {
 		return 2
 	}
 	return 1
@@ -88,6 +93,7 @@ func (p *Program) FlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet
 	fs := flag.NewFlagSet(p.Name+" "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
+		p.badFlags = true // also on --help, which Main treats as success
 		fmt.Fprintf(stderr, "Usage: %s %s %s\n\n%s\n\nFlags:\n", p.Name, name, synopsis, strings.TrimSpace(p.Commands[name].Summary))
 		fs.PrintDefaults()
 	}

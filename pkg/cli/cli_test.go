@@ -34,7 +34,8 @@ func TestMainExitCodes(t *testing.T) {
 		{[]string{"code"}, 3, "", ""},
 		{[]string{"nope"}, 2, "", `tool: no command "nope"`},
 		{[]string{"flags", "--help"}, 0, "", "Usage: tool flags [--x]"},
-		{[]string{"flags", "--bad"}, 1, "", "flag provided but not defined"},
+		{[]string{"flags", "--bad"}, 2, "", "flag provided but not defined"},
+		{[]string{"flags", "--x"}, 0, "", ""},
 	} {
 		var out, errOut bytes.Buffer
 		code := p.Main(tc.args, &out, &errOut)
