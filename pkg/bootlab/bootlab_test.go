@@ -1,6 +1,7 @@
 package bootlab
 
 import (
+
 	"bytes"
 	"encoding/base64"
 	"os"
@@ -110,29 +111,6 @@ func TestQEMUArgs(t *testing.T) {
 	s, _ := board.Lookup("sabrelite")
 	if _, err := QEMUArgs(BootSpec{Board: s, Kernel: Kernel{Version: "x", Dir: t.TempDir()}}); err == nil {
 		t.Error("sabrelite without its device tree: want an error")
-	}
-}
-
-func TestParseMountinfo(t *testing.T) {
-	m, err := ParseMountinfo(`29 1 0:23 / / rw,relatime shared:1 - overlay overlayfs-root rw,lowerdir=/mnt/root-RO,upperdir=/mnt/root-RW/upper`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.ID != 29 || m.Parent != 1 || m.Point != "/" || m.FSType != "overlay" || m.Source != "overlayfs-root" || m.ReadOnly() {
-		t.Errorf("got %+v", m)
-	}
-	if !m.HasSuperOption("lowerdir=") || m.HasSuperOption("ro") {
-		t.Errorf("super options of %+v", m)
-	}
-	m, err = ParseMountinfo(`25 29 254:0 / /mnt/with\040space ro,relatime - ext4 /dev/vda ro`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Point != "/mnt/with space" || !m.ReadOnly() || m.MajorMinor != "254:0" {
-		t.Errorf("got %+v", m)
-	}
-	if _, err := ParseMountinfo("1 2 3"); err == nil {
-		t.Error("short line: want an error")
 	}
 }
 

@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,7 +21,7 @@ type Report struct {
 	Args    []string
 	Env     []string
 	Cmdline string
-	Mounts  []Mount
+	Mounts  []mountfs.MountInfo
 
 	// RW is the statfs of /mnt/root-RW; nil if it failed (RWError).
 	RW      *Statfs
@@ -60,91 +62,15 @@ type Statfs struct {
 // Bytes is the filesystem size.
 func (s Statfs) Bytes() uint64 { return s.Blocks * uint64(s.Bsize) }
 
-// Mount is one /proc/self/mountinfo line.
-type Mount struct {
-	ID, Parent   int
-	MajorMinor   string
-	Root         string
-	Point        string
-	Options      string // per-mount options: ro/rw, nosuid, ...
-	FSType       string
-	Source       string
-	SuperOptions string // per-superblock options: size=, lowerdir=, ...
-}
-
-// ReadOnly says whether the mount is mounted ro.
-func (m Mount) ReadOnly() bool { return hasOption(m.Options, "ro") }
-
-// HasSuperOption says whether the superblock options include o (either
-// exactly, or as o=VALUE when o ends with "=").
-func (m Mount) HasSuperOption(o string) bool { return hasOption(m.SuperOptions, o) }
-
-func hasOption(list, o string) bool {
-	for _, x := range strings.Split(list, ",") {
-		if x == o || (strings.HasSuffix(o, "=") && strings.HasPrefix(x, o)) {
-			return true
-		}
-	}
-	return false
-}
-
-// ParseMountinfo parses one /proc/self/mountinfo line.
-func ParseMountinfo(line string) (Mount, error) {
-	f := strings.Fields(line)
-	sep := -1
-	for i, x := range f {
-		if x == "-" && i >= 6 {
-			sep = i
-			break
-		}
-	}
-	if sep < 0 || len(f) < sep+3 {
-		return Mount{}, fmt.Errorf("mountinfo line %q: too few fields", line)
-	}
-	id, err1 := strconv.Atoi(f[0])
-	parent, err2 := strconv.Atoi(f[1])
-	if err := errors.Join(err1, err2); err != nil {
-		return Mount{}, fmt.Errorf("mountinfo line %q: %w", line, err)
-	}
-	m := Mount{
-		ID: id, Parent: parent, MajorMinor: f[2],
-		Root: unescapeOctal(f[3]), Point: unescapeOctal(f[4]), Options: f[5],
-		FSType: f[sep+1], Source: unescapeOctal(f[sep+2]),
-	}
-	if len(f) > sep+3 {
-		m.SuperOptions = f[sep+3]
-	}
-	return m, nil
-}
-
-// unescapeOctal undoes the kernel's \040-style escapes in mountinfo.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // MountAt returns the mount on top at point (the last one listed), or
 // false if nothing is mounted there.
-func (r *Report) MountAt(point string) (Mount, bool) {
+func (r *Report) MountAt(point string) (mountfs.MountInfo, bool) {
 	for i := len(r.Mounts) - 1; i >= 0; i-- {
 		if r.Mounts[i].Point == point {
 			return r.Mounts[i], true
 		}
 	}
-	return Mount{}, false
+	return mountfs.MountInfo{}, false
 }
 
 // ErrNoProbe is returned by ParseProbe when the console has no complete
@@ -203,8 +129,8 @@ func (r *Report) set(key, val string) error {
 	case "cmdline":
 		r.Cmdline = val
 	case "mount":
-		var m Mount
-		if m, err = ParseMountinfo(val); err == nil {
+		var m mountfs.MountInfo
+		if m, err = mountfs.ParseMountinfoLine(val); err == nil {
 			r.Mounts = append(r.Mounts, m)
 		}
 	case "rw.statfs":

@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+
 	"github.com/ofsroot/ofsroot/pkg/units"
 
 	"fmt"
@@ -155,7 +157,7 @@ func (r *Run) Summary() string {
 	return b.String()
 }
 
-func rwOf(m Mount) string {
+func rwOf(m mountfs.MountInfo) string {
 	if m.ReadOnly() {
 		return "read-only"
 	}

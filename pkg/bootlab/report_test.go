@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+
 	"strings"
 	"testing"
 
@@ -61,7 +63,7 @@ func TestTimingAndSummary(t *testing.T) {
 		"25 29 254:0 / /mnt/root-RO ro,relatime - ext4 /dev/vda ro",
 		"26 29 0:22 / /mnt/root-RW rw,relatime - tmpfs tmpfs-root rw,size=93684k",
 	} {
-		m, err := ParseMountinfo(l)
+		m, err := mountfs.ParseMountinfoLine(l)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,8 @@
 package flash
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+
 	"bytes"
 	"crypto/rand"
 	"errors"
@@ -30,27 +32,6 @@ func TestSniff(t *testing.T) {
 		if got := Sniff(tc.head); got != tc.want {
 			t.Errorf("Sniff(% x) = %s, want %s", tc.head, got, tc.want)
 		}
-	}
-}
-
-func TestParseMountinfo(t *testing.T) {
-	in := `27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
-40 27 7:3 / /mnt/with\040space rw shared:5 - vfat /dev/loop3p1 rw
-41 27 0:50 / /run/x rw - tmpfs tmpfs rw
-`
-	m, err := ParseMountinfo(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m) != 3 || m[0].Dev != "254:0" || m[0].Point != "/" || m[1].Point != "/mnt/with space" || m[1].FSType != "vfat" || m[1].Source != "/dev/loop3p1" {
-		t.Errorf("got %+v", m)
-	}
-	if _, err := ParseMountinfo(strings.NewReader("1 2 3:4 /\n")); err == nil {
-		t.Error("short line: want an error")
-	}
-	sw := ParseSwaps(strings.NewReader("Filename Type Size Used Priority\n/dev/sdb2 partition 1 0 -2\n"))
-	if len(sw) != 1 || sw[0] != "/dev/sdb2" {
-		t.Errorf("ParseSwaps = %q", sw)
 	}
 }
 
@@ -402,12 +383,12 @@ func TestFlashLoop(t *testing.T) {
 // is not on a block device.
 func hostRootDisk(t *testing.T) string {
 	data, _ := os.ReadFile("/proc/thread-self/mountinfo")
-	ms, _ := ParseMountinfo(bytes.NewReader(data))
+	ms, _ := mountfs.ParseMountinfo(bytes.NewReader(data))
 	for i := len(ms) - 1; i >= 0; i-- {
 		if ms[i].Point == "/" {
-			disks := Host.wholeDisks(ms[i].Dev, 0)
+			disks := Host.wholeDisks(ms[i].MajorMinor, 0)
 			if len(disks) == 0 {
-				t.Logf("/ (%s on %s) is not on a block device: root-disk refusal not tried on the host", ms[i].FSType, ms[i].Dev)
+				t.Logf("/ (%s on %s) is not on a block device: root-disk refusal not tried on the host", ms[i].FSType, ms[i].MajorMinor)
 				return ""
 			}
 			dir, err := Host.blockDir(disks[0])

@@ -18,6 +18,9 @@
 package flash
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/fstab"
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+
 	"bufio"
 	"errors"
 	"fmt"
@@ -52,58 +55,6 @@ func (r *Refusal) Error() string {
 // Is makes errors.Is(err, ErrRefused) true.
 func (r *Refusal) Is(target error) bool { return target == ErrRefused }
 
-// Mount is one line of /proc/self/mountinfo.
-type Mount struct {
-	Dev    string // major:minor
-	Point  string
-	FSType string
-	Source string
-}
-
-// ParseMountinfo reads /proc/self/mountinfo.
-func ParseMountinfo(r io.Reader) ([]Mount, error) {
-	var out []Mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
-		sep := -1
-		for i, x := range f {
-			if x == "-" && i >= 6 {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 5 || sep < 0 || sep+2 >= len(f) {
-			return nil, fmt.Errorf("mountinfo line %q: too few fields", sc.Text())
-		}
-		out = append(out, Mount{Dev: f[2], Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])})
-	}
-	return out, sc.Err()
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a blank).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // ParseSwaps returns the device paths /proc/swaps lists.
 func ParseSwaps(r io.Reader) []string {
 	var out []string
@@ -113,7 +64,7 @@ func ParseSwaps(r io.Reader) []string {
 		if first || len(f) == 0 {
 			continue
 		}
-		out = append(out, unescape(f[0]))
+		out = append(out, fstab.Unescape(f[0]))
 	}
 	return out
 }
@@ -224,7 +175,7 @@ func (s System) CheckDisk(path, dev string) (*Disk, error) {
 	if err != nil {
 		return nil, refuse("cannot read the mount table: "+err.Error(), "")
 	}
-	mounts, err := ParseMountinfo(f)
+	mounts, err := mountfs.ParseMountinfo(f)
 	f.Close()
 	if err != nil {
 		return nil, refuse(err.Error(), "")
@@ -236,7 +187,7 @@ func (s System) CheckDisk(path, dev string) (*Disk, error) {
 			if m.Point != sm {
 				continue
 			}
-			for _, w := range s.wholeDisks(m.Dev, 0) {
+			for _, w := range s.wholeDisks(m.MajorMinor, 0) {
 				if w == dev {
 					return nil, refuse(fmt.Sprintf("it holds the running system's %s (%s, %s)", sm, m.Source, m.FSType),
 						"writing it would destroy the system you are running; check the device name (lsblk)")
@@ -246,7 +197,7 @@ func (s System) CheckDisk(path, dev string) (*Disk, error) {
 		}
 	}
 	for _, m := range mounts {
-		if name, ok := devs[m.Dev]; ok {
+		if name, ok := devs[m.MajorMinor]; ok {
 			return nil, refuse(fmt.Sprintf("/dev/%s is mounted at %s", name, m.Point),
 				"unmount every partition of it first (umount /dev/"+name+")")
 		}

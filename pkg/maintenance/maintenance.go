@@ -92,7 +92,7 @@ func writable(ns int, root string, onSignal func(os.Signal), fn func() error) (e
 	if err != nil {
 		return err
 	}
-	wasRO := hasOpt(m.super, "ro") || hasOpt(m.opts, "ro")
+	wasRO := m.SuperReadOnly() || m.ReadOnly()
 
 	sigs := make(chan os.Signal, 4)
 	notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
@@ -164,39 +164,15 @@ func remountRO(root string) error {
 // dropCaches is the kernel's cache-dropping knob.
 var dropCaches = "/proc/sys/vm/drop_caches"
 
-type mountLine struct{ point, opts, super string }
-
 // mountAt finds the top mount at point in this thread's namespace.
-func mountAt(point string) (mountLine, error) {
-	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+func mountAt(point string) (mountfs.MountInfo, error) {
+	mounts, err := mountfs.ReadMountinfo()
 	if err != nil {
-		return mountLine{}, fmt.Errorf("reading the mount table: %w", err)
+		return mountfs.MountInfo{}, err
 	}
-	var found *mountLine
-	for _, l := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(l, " - ")
-		a, p := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(a) < 6 || len(p) < 3 || unescape(a[4]) != point {
-			continue
-		}
-		found = &mountLine{point: point, opts: a[5], super: p[2]}
+	m, ok := mountfs.MountAt(mounts, point)
+	if !ok {
+		return mountfs.MountInfo{}, fmt.Errorf("%s is not a mount point: nothing to make writable (is the root protected? see ofsctl status)", point)
 	}
-	if found == nil {
-		return mountLine{}, fmt.Errorf("%s is not a mount point: nothing to make writable (is the root protected? see ofsctl status)", point)
-	}
-	return *found, nil
-}
-
-func hasOpt(list, o string) bool {
-	for _, x := range strings.Split(list, ",") {
-		if x == o {
-			return true
-		}
-	}
-	return false
-}
-
-func unescape(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
+	return m, nil
 }

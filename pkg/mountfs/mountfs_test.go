@@ -100,3 +100,34 @@ func TestMountForReal(t *testing.T) {
 		t.Errorf("unmount of a non-mount: %v", err)
 	}
 }
+
+func TestParseMountinfo(t *testing.T) {
+	ms, err := ParseMountinfo(strings.NewReader("36 35 98:0 /mnt1 /mnt/a\\040b rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue\n\n37 36 0:20 / /o ro - overlay x rw,lowerdir=/a\\,b:/c,upperdir=/u\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].Point != "/mnt/a b" || ms[0].Root != "/mnt1" || ms[0].FSType != "ext3" || ms[0].Source != "/dev/root" || ms[0].ReadOnly() || ms[0].ID != 36 || ms[0].Parent != 35 || ms[0].MajorMinor != "98:0" {
+		t.Errorf("%+v", ms)
+	}
+	if v, _ := ms[1].Option("lowerdir"); v != "/a,b:/c" || !ms[1].ReadOnly() || ms[1].SuperReadOnly() {
+		t.Errorf("lowerdir %q, %+v", v, ms[1])
+	}
+	if m, ok := MountAt(ms, "/o"); !ok || m.ID != 37 {
+		t.Errorf("MountAt /o = %+v %v", m, ok)
+	}
+	if _, ok := MountAt(ms, "/nope"); ok {
+		t.Error("MountAt found /nope")
+	}
+	for _, bad := range []string{"1 2 3", "x 1 0:1 / / rw - ext4 a rw", "1 1 0:1 / / rw - ext4"} {
+		if _, err := ParseMountinfo(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	live, err := ReadMountinfo()
+	if err != nil || len(live) == 0 {
+		t.Fatalf("this machine's mount table: %d mounts, %v", len(live), err)
+	}
+	if _, ok := MountAt(live, "/"); !ok {
+		t.Error("no / in this machine's mount table")
+	}
+}

@@ -11,6 +11,8 @@
 package rootstatus
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+
 	"fmt"
 	"io"
 	"strings"
@@ -112,7 +114,7 @@ func (r *Report) ExitCode() int {
 
 // Evaluate decides the mode from the kernel's mounts and the status file.
 func Evaluate(in Inputs) (*Report, error) {
-	mounts, err := ParseMountinfo(in.Mountinfo)
+	mounts, err := mountfs.ParseMountinfo(in.Mountinfo)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +123,7 @@ func Evaluate(in Inputs) (*Report, error) {
 	if st != nil {
 		r.StatusMode, r.Requested = st.Mode, st.Requested
 	}
-	root, ok := At(mounts, "/")
+	root, ok := mountfs.MountAt(mounts, "/")
 	if !ok {
 		return nil, fmt.Errorf("mountinfo has no mount at /: is /proc mounted for this mount namespace?")
 	}
@@ -134,7 +136,7 @@ func Evaluate(in Inputs) (*Report, error) {
 		for _, l := range strings.Split(lowers, ":") {
 			ours = ours || l == lowerPath
 		}
-		lower, haveLower := At(mounts, lowerPath)
+		lower, haveLower := mountfs.MountAt(mounts, lowerPath)
 		switch {
 		case st != nil && st.Mode == bootstatus.Sandbox:
 			r.Mode = bootstatus.Sandbox
@@ -197,8 +199,8 @@ func orNo(s string) string {
 
 // mountOf finds the top mount holding path (the longest mount point that
 // is path or a parent of it), other than / (the overlay itself).
-func mountOf(mounts []Mount, path string) (Mount, bool) {
-	best, found := Mount{}, false
+func mountOf(mounts []mountfs.MountInfo, path string) (mountfs.MountInfo, bool) {
+	best, found := mountfs.MountInfo{}, false
 	for _, m := range mounts {
 		if m.Point != "/" && (path == m.Point || strings.HasPrefix(path, m.Point+"/")) {
 			if !found || len(m.Point) >= len(best.Point) {
@@ -209,7 +211,7 @@ func mountOf(mounts []Mount, path string) (Mount, bool) {
 	return best, found
 }
 
-func realRoot(m Mount, st *bootstatus.Status) *RealRoot {
+func realRoot(m mountfs.MountInfo, st *bootstatus.Status) *RealRoot {
 	rr := &RealRoot{Device: m.Source, FSType: m.FSType, Mount: m.Point, ReadOnly: m.ReadOnly(), SuperReadOnly: m.SuperReadOnly()}
 	if st != nil {
 		rr.UUID, rr.Label = st.Root.UUID, st.Root.Label
@@ -220,7 +222,7 @@ func realRoot(m Mount, st *bootstatus.Status) *RealRoot {
 	return rr
 }
 
-func ramUse(m Mount, statfs func(string) (Statfs, error), warns *[]string) *RAMUse {
+func ramUse(m mountfs.MountInfo, statfs func(string) (Statfs, error), warns *[]string) *RAMUse {
 	s, err := statfs(m.Point)
 	if err != nil {
 		*warns = append(*warns, fmt.Sprintf("statfs %s: %v", m.Point, err))

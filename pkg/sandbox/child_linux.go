@@ -1,13 +1,14 @@
 package sandbox
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/fstab"
+
 	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -424,25 +425,7 @@ func MountinfoPoint(line string) (string, bool) {
 	if len(f) < 5 {
 		return "", false
 	}
-	return unescapeOctal(f[4]), true
-}
-
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return fstab.Unescape(f[4]), true
 }
 
 // loUp brings the loopback interface of the new network namespace up.

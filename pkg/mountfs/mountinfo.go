@@ -1,15 +1,19 @@
-package rootstatus
+package mountfs
 
 import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
+
+	"github.com/ofsroot/ofsroot/pkg/fstab"
 )
 
-// Mount is one line of /proc/self/mountinfo.
-type Mount struct {
+// MountInfo is one line of /proc/self/mountinfo (proc(5)): the kernel's
+// own word on what is mounted, which tools trust over any config file.
+type MountInfo struct {
 	ID, Parent   int
 	MajorMinor   string
 	Root         string // the folder of the filesystem that is mounted
@@ -22,13 +26,13 @@ type Mount struct {
 
 // ReadOnly says whether this mount is read-only (the per-mount flag,
 // which is what stops writes through it).
-func (m Mount) ReadOnly() bool { return hasOption(m.Options, "ro") }
+func (m MountInfo) ReadOnly() bool { return hasOption(m.Options, "ro") }
 
 // SuperReadOnly says whether the filesystem itself is read-only.
-func (m Mount) SuperReadOnly() bool { return hasOption(m.SuperOptions, "ro") }
+func (m MountInfo) SuperReadOnly() bool { return hasOption(m.SuperOptions, "ro") }
 
-// Option returns the value of key=value in the super options.
-func (m Mount) Option(key string) (string, bool) {
+// Option returns the value of key=value in the filesystem's options.
+func (m MountInfo) Option(key string) (string, bool) {
 	for _, o := range splitOptions(m.SuperOptions) {
 		if v, ok := strings.CutPrefix(o, key+"="); ok {
 			return v, true
@@ -66,9 +70,10 @@ func splitOptions(s string) []string {
 	return append(out, cur.String())
 }
 
-// ParseMountinfo reads mountinfo lines (proc(5)).
-func ParseMountinfo(r io.Reader) ([]Mount, error) {
-	var out []Mount
+// ParseMountinfo reads mountinfo text. Blank lines are skipped; a line
+// it cannot read is an error naming the line.
+func ParseMountinfo(r io.Reader) ([]MountInfo, error) {
+	var out []MountInfo
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	n := 0
@@ -78,7 +83,7 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		m, err := parseLine(line)
+		m, err := ParseMountinfoLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("mountinfo line %d: %w", n, err)
 		}
@@ -87,52 +92,49 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 	return out, sc.Err()
 }
 
-func parseLine(line string) (Mount, error) {
+// ParseMountinfoLine reads one mountinfo line. Paths have the kernel's
+// octal escapes (\040 for a blank) undone.
+func ParseMountinfoLine(line string) (MountInfo, error) {
 	pre, post, ok := strings.Cut(line, " - ")
 	if !ok {
-		return Mount{}, fmt.Errorf("no \" - \" separator: %q", line)
+		return MountInfo{}, fmt.Errorf("no \" - \" separator: %q", line)
 	}
 	a, b := strings.Fields(pre), strings.Fields(post)
 	if len(a) < 6 || len(b) < 2 {
-		return Mount{}, fmt.Errorf("too few fields: %q", line)
+		return MountInfo{}, fmt.Errorf("too few fields: %q", line)
 	}
 	id, err1 := strconv.Atoi(a[0])
 	parent, err2 := strconv.Atoi(a[1])
 	if err1 != nil || err2 != nil {
-		return Mount{}, fmt.Errorf("bad mount ids: %q", line)
+		return MountInfo{}, fmt.Errorf("bad mount ids: %q", line)
 	}
-	m := Mount{ID: id, Parent: parent, MajorMinor: a[2], Root: unescape(a[3]), Point: unescape(a[4]), Options: a[5], FSType: b[0], Source: unescape(b[1])}
+	m := MountInfo{ID: id, Parent: parent, MajorMinor: a[2], Root: fstab.Unescape(a[3]), Point: fstab.Unescape(a[4]),
+		Options: a[5], FSType: b[0], Source: fstab.Unescape(b[1])}
 	if len(b) > 2 {
 		m.SuperOptions = b[2]
 	}
 	return m, nil
 }
 
-// unescape undoes the kernel's octal escapes (\040 for a blank).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// At returns the top mount at point (the last one mounted there), if any.
-func At(mounts []Mount, point string) (Mount, bool) {
+// MountAt returns the top mount at point (the last one mounted there), if
+// any.
+func MountAt(mounts []MountInfo, point string) (MountInfo, bool) {
 	for i := len(mounts) - 1; i >= 0; i-- {
 		if mounts[i].Point == point {
 			return mounts[i], true
 		}
 	}
-	return Mount{}, false
+	return MountInfo{}, false
+}
+
+// ReadMountinfo reads the mount table of the calling thread's mount
+// namespace (/proc/thread-self/mountinfo: a goroutine locked to a thread
+// that entered another namespace sees that one).
+func ReadMountinfo() ([]MountInfo, error) {
+	f, err := os.Open("/proc/thread-self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
+	}
+	defer f.Close()
+	return ParseMountinfo(f)
 }
