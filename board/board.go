@@ -10,9 +10,11 @@ package board
 import (
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -43,6 +45,126 @@ type Board struct {
 	Modules []string `json:"modules"`
 
 	QEMU QEMU `json:"qemu"`
+
+	// UBoot describes the board's U-Boot, for boards that boot with it;
+	// nil for the others.
+	UBoot *UBoot `json:"uboot,omitempty"`
+}
+
+// UBoot is a board's U-Boot: the build that fits, the addresses the boot
+// script loads the kernel, the initramfs and the device tree to, and
+// where the environment lives (what fw_env.config on the device says).
+type UBoot struct {
+	// Package is the Debian package that ships the build, e.g.
+	// "u-boot-imx"; empty when Debian has none (Source says where it
+	// comes from then).
+	Package string `json:"package,omitempty"`
+	// Build is the build's folder under usr/lib/u-boot/ in Package, or
+	// its defconfig name when there is no package.
+	Build string `json:"build"`
+	// Image is the file of the build that goes on the board, e.g.
+	// "u-boot-dtb.imx".
+	Image string `json:"image,omitempty"`
+	// Source says where the build comes from and why it is this one.
+	Source string `json:"source,omitempty"`
+
+	// KernelAddr, RamdiskAddr and FDTAddr are where the boot script
+	// loads zImage, uInitrd and the device tree.
+	KernelAddr  Hex `json:"kernel_addr"`
+	RamdiskAddr Hex `json:"ramdisk_addr"`
+	FDTAddr     Hex `json:"fdt_addr"`
+
+	// EnvMedium says in words where the environment is, e.g. "SPI NOR".
+	EnvMedium string `json:"env_medium"`
+	// Env are the environment's copies (one, or two for a redundant
+	// environment) as Linux on the board reaches them.
+	Env []EnvCopy `json:"env"`
+
+	// QEMU says how QEMU's generic loader starts Image, when it can.
+	QEMU *UBootQEMU `json:"qemu,omitempty"`
+}
+
+// EnvCopy is one line of fw_env.config.
+type EnvCopy struct {
+	// Device is the Linux device, e.g. "/dev/mtd0".
+	Device string `json:"device"`
+	// Offset and Size are CONFIG_ENV_OFFSET and CONFIG_ENV_SIZE.
+	Offset Hex `json:"offset"`
+	Size   Hex `json:"size"`
+	// SectorSize is the flash erase unit (0: the device's own).
+	SectorSize Hex `json:"sector_size,omitempty"`
+}
+
+// UBootQEMU tells how to start UBoot.Image under QEMU: skip the first
+// Skip bytes (the i.MX boot ROM's header area) and load the rest at
+// LoadAddr (CONFIG_SYS_TEXT_BASE), where the CPU starts.
+type UBootQEMU struct {
+	Skip     Hex `json:"skip"`
+	LoadAddr Hex `json:"load_addr"`
+}
+
+// FwEnvConfig renders the fw_env.config the board's root gets, so that
+// fw_printenv, fw_setenv and ofsctl find the environment.
+func (u UBoot) FwEnvConfig() string {
+	var b strings.Builder
+	b.WriteString("# U-Boot environment (" + u.EnvMedium + ")\n")
+	b.WriteString("# Device   Offset    Env. size  Sector size\n")
+	for _, c := range u.Env {
+		fmt.Fprintf(&b, "%s %s %s", c.Device, c.Offset, c.Size)
+		if c.SectorSize != 0 {
+			fmt.Fprintf(&b, " %s", c.SectorSize)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// Hex is a number written in JSON as a hex string, "0x12000000".
+type Hex uint64
+
+// String gives the 0x form.
+func (h Hex) String() string { return fmt.Sprintf("0x%X", uint64(h)) }
+
+// MarshalJSON writes the 0x form.
+func (h Hex) MarshalJSON() ([]byte, error) { return json.Marshal(h.String()) }
+
+// UnmarshalJSON reads a string in C notation ("0x12000000", "4096") or a
+// plain number.
+func (h *Hex) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n uint64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("want a number or a string such as \"0x12000000\", got %s", b)
+		}
+		*h = Hex(n)
+		return nil
+	}
+	n, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	*h = Hex(n)
+	return nil
+}
+
+func (u *UBoot) check() error {
+	switch {
+	case u.Build == "":
+		return errors.New("uboot.build missing")
+	case u.KernelAddr == 0 || u.RamdiskAddr == 0 || u.FDTAddr == 0:
+		return errors.New("uboot: kernel_addr, ramdisk_addr and fdt_addr are required")
+	case len(u.Env) == 0 || len(u.Env) > 2:
+		return fmt.Errorf("uboot.env: %d copies, want 1 (or 2 for a redundant environment)", len(u.Env))
+	case len(u.Env) == 2 && u.Env[0].Size != u.Env[1].Size:
+		return errors.New("uboot.env: redundant copies must have the same size")
+	}
+	for _, c := range u.Env {
+		if c.Device == "" || c.Size == 0 {
+			return errors.New("uboot.env: every copy needs a device and a size")
+		}
+	}
+	return nil
 }
 
 // QEMU tells how to boot the board under QEMU's TCG emulation.
@@ -128,6 +250,11 @@ func parse(name string, data []byte) (Board, error) {
 		return Board{}, fmt.Errorf("board %s: console missing", name)
 	case len(b.Modules) == 0:
 		return Board{}, fmt.Errorf("board %s: no modules listed", name)
+	}
+	if b.UBoot != nil {
+		if err := b.UBoot.check(); err != nil {
+			return Board{}, fmt.Errorf("board %s: %w", name, err)
+		}
 	}
 	return b, nil
 }

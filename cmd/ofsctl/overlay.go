@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ofsroot/ofsroot/pkg/cli"
+	"github.com/ofsroot/ofsroot/pkg/cmdline"
+	"github.com/ofsroot/ofsroot/pkg/ubootenv"
+)
+
+func init() {
+	program.Commands["overlay"] = cli.Command{
+		Summary: "the next boots' mode, in the U-Boot environment: overlay on|off|size N|once (one maintenance boot); alone: show it",
+		Run:     runOverlay,
+	}
+}
+
+const overlayUsage = `Usage: ofsctl overlay [-c CONFIG] [-f DEFAULTS] [on | off | size N | once]
+
+Sets the U-Boot variables ofsroot's boot script (boot.scr from ofsroot
+bootfiles) turns into kernel command-line words:
+
+  on       overlayfs=yes: every boot protects the root with a RAM overlay
+  off      overlayfs=no: every boot is plain
+  size N   ofs-size=N: the RAM layer's size, a percentage of RAM (20), N%,
+           or bytes with K, M or G, as the init reads ofs-size=
+  once     ofs-once=1: the next boot only is a maintenance boot with the
+           overlay off (the boot script clears the flag and saves the
+           environment before it boots), the boot after is protected again
+
+on and off also cancel a pending once. Without a word it shows what the
+environment says and what the next boot will do. CONFIG and DEFAULTS are
+as for ofsctl env (default /etc/fw_env.config, /etc/u-boot-initial-env).
+`
+
+// The U-Boot variables boot/boot.cmd reads (boot.VarOverlay and the
+// others; a test checks they agree). They are spelled out here so that
+// the on-device tool does not link the script renderer.
+const (
+	overlayVar     = "overlayfs"
+	overlaySizeVar = "ofs-size"
+	overlayOnceVar = "ofs-once"
+)
+
+func runOverlay(args []string, stdout, stderr io.Writer) error {
+	f := newEnvFlags("overlay", stderr)
+	f.fs.Usage = func() {
+		fmt.Fprint(stderr, overlayUsage)
+		fmt.Fprintln(stderr, "\nFlags:")
+		f.fs.PrintDefaults()
+	}
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	words := f.fs.Args()
+	var change func(*ubootenv.Env) error
+	switch {
+	case len(words) == 0:
+		s, err := f.open(stderr)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		overlayShow(stdout, s.Env())
+		return nil
+	case words[0] == "on" && len(words) == 1:
+		change = func(e *ubootenv.Env) error {
+			if err := e.Delete(overlayOnceVar); err != nil {
+				return err
+			}
+			return e.Set(overlayVar, "yes")
+		}
+	case words[0] == "off" && len(words) == 1:
+		change = func(e *ubootenv.Env) error {
+			if err := e.Delete(overlayOnceVar); err != nil {
+				return err
+			}
+			return e.Set(overlayVar, "no")
+		}
+	case words[0] == "size" && len(words) == 2:
+		n := strings.TrimSpace(words[1])
+		if _, err := cmdline.ParseSize(n); err != nil {
+			return fmt.Errorf("%w: size %q: %v", cli.ErrUsage, words[1], err)
+		}
+		change = func(e *ubootenv.Env) error { return e.Set(overlaySizeVar, n) }
+	case words[0] == "once" && len(words) == 1:
+		change = func(e *ubootenv.Env) error { return e.Set(overlayOnceVar, "1") }
+	default:
+		fmt.Fprint(stderr, overlayUsage)
+		return fmt.Errorf("%w: overlay %s", cli.ErrUsage, strings.Join(words, " "))
+	}
+	s, err := f.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	e := s.Env()
+	if err := change(e); err != nil {
+		return err
+	}
+	if !s.Valid() || !e.Equal(s.Env()) {
+		if err := s.Save(e); err != nil {
+			return err
+		}
+	}
+	overlayShow(stdout, e)
+	return nil
+}
+
+// overlayShow prints the three variables and what the next boot does.
+func overlayShow(w io.Writer, e *ubootenv.Env) {
+	for _, n := range []string{overlayVar, overlaySizeVar, overlayOnceVar} {
+		if v, ok := e.Get(n); ok {
+			fmt.Fprintf(w, "%s=%s\n", n, v)
+		} else {
+			fmt.Fprintf(w, "%s is not set\n", n)
+		}
+	}
+	fmt.Fprintf(w, "next boot: %s\n", NextBoot(e))
+}
+
+// NextBoot says in words what the next boot does with e, reading the
+// values the way the init does.
+func NextBoot(e *ubootenv.Env) string {
+	size := "50% of RAM (the default)"
+	if v, ok := e.Get(overlaySizeVar); ok {
+		if _, err := cmdline.ParseSize(v); err != nil {
+			size = fmt.Sprintf("50%% of RAM (ofs-size=%s is not a size: %v)", v, err)
+		} else if strings.HasSuffix(v, "%") || !strings.ContainsAny(v, "kKmMgG") {
+			size = strings.TrimSuffix(v, "%") + "% of RAM"
+		} else {
+			size = v
+		}
+	}
+	v, set := e.Get(overlayVar)
+	on, ok := cmdline.ParseBool(v)
+	var mode string
+	switch {
+	case !set:
+		mode = "plain (overlayfs is not set)"
+	case !ok:
+		mode = fmt.Sprintf("plain (overlayfs=%s is neither yes nor no; the init warns)", v)
+	case on:
+		mode = "protected, a RAM layer of " + size
+	default:
+		mode = "plain (overlayfs=" + v + ")"
+	}
+	if _, once := e.Get(overlayOnceVar); once {
+		if set && ok && on {
+			return "maintenance, the overlay off this once; then " + mode
+		}
+		return mode + "; ofs-once is set but changes nothing while the overlay is off"
+	}
+	return mode
+}

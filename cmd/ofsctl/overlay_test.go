@@ -1,0 +1,96 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ofsroot/ofsroot/boot"
+	"github.com/ofsroot/ofsroot/pkg/ubootenv"
+)
+
+func TestOverlayVarsMatchTheScript(t *testing.T) {
+	if overlayVar != boot.VarOverlay || overlaySizeVar != boot.VarSize || overlayOnceVar != boot.VarOnce {
+		t.Error("ofsctl and boot/boot.cmd disagree on the variable names")
+	}
+	for _, v := range []string{overlayVar, overlaySizeVar, overlayOnceVar} {
+		if !strings.Contains(boot.Source(), "${"+v+"}") {
+			t.Errorf("boot.cmd does not read ${%s}", v)
+		}
+	}
+}
+
+func TestOverlayWords(t *testing.T) {
+	l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+	steps := []struct {
+		args     []string
+		vars     map[string]string // "" = must be unset
+		nextBoot string
+	}{
+		{[]string{"overlay"}, map[string]string{"overlayfs": "", "ofs-size": "", "ofs-once": ""}, "next boot: plain (overlayfs is not set)"},
+		{[]string{"overlay", "on"}, map[string]string{"overlayfs": "yes"}, "next boot: protected, a RAM layer of 50% of RAM (the default)"},
+		{[]string{"overlay", "size", "20"}, map[string]string{"ofs-size": "20"}, "next boot: protected, a RAM layer of 20% of RAM"},
+		{[]string{"overlay", "size", "512M"}, map[string]string{"ofs-size": "512M"}, "a RAM layer of 512M"},
+		{[]string{"overlay", "once"}, map[string]string{"ofs-once": "1", "overlayfs": "yes"}, "next boot: maintenance, the overlay off this once; then protected"},
+		{[]string{"overlay", "on"}, map[string]string{"ofs-once": "", "overlayfs": "yes"}, "next boot: protected"},
+		{[]string{"overlay", "once"}, map[string]string{"ofs-once": "1"}, "maintenance"},
+		{[]string{"overlay", "off"}, map[string]string{"ofs-once": "", "overlayfs": "no"}, "next boot: plain (overlayfs=no)"},
+		{[]string{"overlay", "once"}, map[string]string{"ofs-once": "1"}, "ofs-once is set but changes nothing while the overlay is off"},
+	}
+	for _, st := range steps {
+		code, out, errOut := l.run(t, st.args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", st.args, code, errOut)
+		}
+		if !strings.Contains(out, st.nextBoot) {
+			t.Errorf("%q: output lacks %q:\n%s", st.args, st.nextBoot, out)
+		}
+		e := l.env(t)
+		for name, want := range st.vars {
+			got, ok := e.Get(name)
+			if (want == "" && ok) || (want != "" && got != want) {
+				t.Errorf("after %q: %s = %q (set: %v), want %q", st.args, name, got, ok, want)
+			}
+		}
+		if v, _ := e.Get("bootcmd"); v != "run distro_bootcmd" {
+			t.Errorf("after %q: U-Boot's own variables were lost", st.args)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"overlay", "size", "0"}, "out of range"},
+		{[]string{"overlay", "size", "abc"}, "not a size"},
+		{[]string{"overlay", "size"}, "overlay size"},
+		{[]string{"overlay", "maybe"}, "overlay maybe"},
+		{[]string{"overlay", "on", "now"}, "overlay on now"},
+	} {
+		code, _, errOut := l.run(t, tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+func TestNextBoot(t *testing.T) {
+	for _, tc := range []struct {
+		vars []string
+		want string
+	}{
+		{nil, "plain (overlayfs is not set)"},
+		{[]string{"overlayfs", "YES"}, "protected, a RAM layer of 50% of RAM (the default)"},
+		{[]string{"overlayfs", "on", "ofs-size", "30%"}, "protected, a RAM layer of 30% of RAM"},
+		{[]string{"overlayfs", "1", "ofs-size", "abc"}, "protected, a RAM layer of 50% of RAM (ofs-size=abc is not a size"},
+		{[]string{"overlayfs", "maybe"}, "plain (overlayfs=maybe is neither yes nor no; the init warns)"},
+		{[]string{"overlayfs", "off", "ofs-once", "1"}, "plain (overlayfs=off); ofs-once is set but changes nothing"},
+		{[]string{"overlayfs", "yes", "ofs-size", "1G", "ofs-once", "x"}, "maintenance, the overlay off this once; then protected, a RAM layer of 1G"},
+	} {
+		e := ubootenv.New()
+		for i := 0; i+1 < len(tc.vars); i += 2 {
+			e.Set(tc.vars[i], tc.vars[i+1])
+		}
+		if got := NextBoot(e); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.vars, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/boot"
+	"github.com/ofsroot/ofsroot/initramfs"
+	"github.com/ofsroot/ofsroot/pkg/cli"
+	"github.com/ofsroot/ofsroot/pkg/debpkg"
+)
+
+func init() {
+	program.Commands["bootfiles"] = cli.Command{
+		Summary: "write a U-Boot board's boot partition: boot.scr, uInitrd (the initramfs), zImage and the device tree",
+		Run:     runBootfiles,
+	}
+}
+
+const bootfilesSynopsis = "--board NAME --kernel DEB|DIR --output DIR [--root SPEC] [--append WORDS] [--compress gzip|xz|zstd|none] [--init PREBUILT] [--fw-env-config FILE]"
+
+// runBootfiles builds the initramfs for a U-Boot board and writes what
+// goes on its boot partition. SOURCE_DATE_EPOCH, if set, stamps the
+// images and files (0 otherwise), so the output is reproducible.
+func runBootfiles(args []string, stdout, stderr io.Writer) error {
+	fs := program.FlagSet("bootfiles", bootfilesSynopsis, stderr)
+	boardName := fs.String("board", "", "`NAME` of a board that boots with U-Boot: "+strings.Join(ubootBoards(), ", "))
+	kernel := fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one")
+	output := fs.String("output", "", "`DIR` to write the boot partition's files into (created if missing)")
+	root := fs.String("root", "", "root= `SPEC` for the kernel (default: the partition boot.scr is loaded from, by PARTUUID)")
+	appendWords := fs.String("append", "", "more kernel command-line `WORDS`, space-separated, always added")
+	compress := fs.String("compress", "gzip", "`METHOD` of compression of the initramfs: "+strings.Join(initramfs.Compressions, ", "))
+	initBin := fs.String("init", "", "`PREBUILT` init binary; default: go build ./cmd/init of this source tree")
+	fwEnv := fs.String("fw-env-config", "", "also write the fw_env.config the board's root needs (as /etc/fw_env.config) to `FILE`")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q (ofsroot bootfiles %s)", errUsage, fs.Args(), bootfilesSynopsis)
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{{"--board", *boardName}, {"--kernel", *kernel}, {"--output", *output}} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s (ofsroot bootfiles %s)", errUsage, strings.Join(missing, ", "), bootfilesSynopsis)
+	}
+	b, err := board.Lookup(*boardName)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if b.UBoot == nil {
+		return fmt.Errorf("%w: board %s does not boot with U-Boot; boards that do: %s", errUsage, b.Name, strings.Join(ubootBoards(), ", "))
+	}
+	if !initramfsKnownCompression(*compress) {
+		return fmt.Errorf("%w: --compress %q: known methods are %s", errUsage, *compress, strings.Join(initramfs.Compressions, ", "))
+	}
+	opts := boot.Options{Root: *root, Append: strings.Fields(*appendWords)}
+	// Render once now so that a bad --root or --append is a usage error
+	// before anything slow happens.
+	if _, err := boot.Script(b, opts); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if _, err := os.Stat(*kernel); err != nil {
+		return fmt.Errorf("%w: --kernel %s: %v; give a linux-image .deb (apt-get download linux-image-...) or the folder `dpkg -x` made of one",
+			errUsage, *kernel, initramfsPathErr(err))
+	}
+	if *initBin != "" {
+		if _, err := os.Stat(*initBin); err != nil {
+			return fmt.Errorf("%w: --init %s: %v", errUsage, *initBin, initramfsPathErr(err))
+		}
+	}
+	var epoch int64
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		epoch, err = strconv.ParseInt(s, 10, 64)
+		if err != nil || epoch < 0 || epoch > 1<<32-1 {
+			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a time in seconds since 1970 that the images can hold", errUsage, s)
+		}
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "ofsroot bootfiles: "+format+"\n", args...) }
+
+	kdir, cleanup, err := bootfilesKernel(*kernel, b.DeviceTree, logf)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	vmlinuz, dtb, err := bootfilesFind(kdir, b.DeviceTree)
+	if err != nil {
+		return fmt.Errorf("kernel %s: %w", *kernel, err)
+	}
+
+	if err := os.MkdirAll(*output, 0o755); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(*output, ".bootfiles-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	initrd := filepath.Join(work, "initramfs")
+	res, err := initramfs.Build(initramfs.Options{
+		Board:           b,
+		Kernel:          *kernel,
+		Output:          initrd,
+		Compression:     *compress,
+		InitBinary:      *initBin,
+		SourceDateEpoch: epoch,
+		Log:             logf,
+	})
+	if err != nil {
+		return err
+	}
+	names, err := boot.WritePartition(*output, b, boot.Inputs{
+		Vmlinuz: vmlinuz, DTB: dtb, Initramfs: initrd, Compression: res.Compression,
+		Options: opts, Time: time.Unix(epoch, 0),
+	})
+	if err != nil {
+		return err
+	}
+	if *fwEnv != "" {
+		if err := os.WriteFile(*fwEnv, []byte(b.UBoot.FwEnvConfig()), 0o644); err != nil {
+			return err
+		}
+	}
+	bootfilesSummary(stdout, b, *output, names, res, opts, *fwEnv)
+	return nil
+}
+
+// ubootBoards lists the boards with a uboot section.
+func ubootBoards() []string {
+	var names []string
+	all, _ := board.All()
+	for _, b := range all {
+		if b.UBoot != nil {
+			names = append(names, b.Name)
+		}
+	}
+	return names
+}
+
+// bootfilesKernel returns a folder holding the kernel package's boot/
+// and device trees: the folder itself, or for a .deb those entries
+// unpacked into a temporary folder (removed by the cleanup function).
+func bootfilesKernel(kernel, dtbName string, logf func(string, ...any)) (string, func(), error) {
+	nop := func() {}
+	fi, err := os.Stat(kernel)
+	if err != nil {
+		return "", nop, err
+	}
+	if fi.IsDir() {
+		return kernel, nop, nil
+	}
+	tmp, err := os.MkdirTemp("", "ofsroot-bootfiles-")
+	if err != nil {
+		return "", nop, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	logf("unpacking the kernel and %s from %s", dtbName, kernel)
+	keep := func(name string) bool {
+		return strings.HasPrefix(name, "boot/vmlinuz-") ||
+			(strings.HasPrefix(name, "usr/lib/linux-image-") && path.Base(name) == dtbName)
+	}
+	if err := debpkg.ExtractFiltered(kernel, tmp, keep); err != nil {
+		cleanup()
+		return "", nop, fmt.Errorf("kernel: %w", err)
+	}
+	return tmp, cleanup, nil
+}
+
+// bootfilesFind finds the kernel image (boot/vmlinuz-VERSION, exactly
+// one) and the device tree (usr/lib/linux-image-VERSION/[VENDOR/]NAME).
+func bootfilesFind(dir, dtbName string) (vmlinuz, dtb string, err error) {
+	kernels, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
+	switch len(kernels) {
+	case 0:
+		return "", "", errors.New("no boot/vmlinuz-VERSION in it: give a linux-image package (not the linux-image-FLAVOUR meta package)")
+	case 1:
+	default:
+		return "", "", fmt.Errorf("%d kernels in boot/ (%s): give one package", len(kernels), strings.Join(kernels, ", "))
+	}
+	version := strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
+	base := filepath.Join(dir, "usr", "lib", "linux-image-"+version)
+	for _, p := range []string{filepath.Join(base, dtbName), filepath.Join(base, "*", dtbName)} {
+		if m, _ := filepath.Glob(p); len(m) > 0 {
+			sort.Strings(m)
+			return kernels[0], m[0], nil
+		}
+	}
+	return "", "", fmt.Errorf("no device tree %s under usr/lib/linux-image-%s", dtbName, version)
+}
+
+func bootfilesSummary(w io.Writer, b board.Board, dir string, names []string, res *initramfs.Result, opts boot.Options, fwEnv string) {
+	fmt.Fprintf(w, "wrote the boot partition of %s to %s:\n", b.Name, dir)
+	for _, n := range names {
+		size := ""
+		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			size = initramfsBytes(fi.Size())
+		}
+		what := map[string]string{
+			boot.CommandFile: "the boot script's commands (to read; U-Boot runs boot.scr)",
+			boot.ScriptFile:  "U-Boot script image",
+			boot.InitrdFile:  "U-Boot ramdisk image of the initramfs (" + res.Compression + ")",
+			boot.KernelFile:  "kernel " + res.KernelVersion,
+		}[n]
+		if n == b.DeviceTree {
+			what = "device tree"
+		}
+		fmt.Fprintf(w, "  %-24s %10s  %s\n", n, size, what)
+	}
+	fmt.Fprintf(w, "  modules   %s\n", strings.Join(res.ModuleNames, " "))
+	root := opts.Root
+	if root == "" {
+		root = "PARTUUID of the partition boot.scr is on"
+	}
+	fmt.Fprintf(w, "  root=     %s\n", root)
+	u := b.UBoot
+	fmt.Fprintf(w, "  loads     zImage at %s, uInitrd at %s, %s at %s\n", u.KernelAddr, u.RamdiskAddr, b.DeviceTree, u.FDTAddr)
+	fmt.Fprintf(w, "Copy them to the board's boot partition. At the U-Boot prompt:\n")
+	fmt.Fprintf(w, "  setenv overlayfs yes; setenv ofs-size 20; saveenv; boot   (protected from now on)\n")
+	fmt.Fprintf(w, "  setenv ofs-once 1; saveenv; boot                         (one maintenance boot)\n")
+	fmt.Fprintf(w, "or from Linux: ofsctl overlay on | off | size N | once\n")
+	if fwEnv != "" {
+		fmt.Fprintf(w, "wrote %s: put it in the root as /etc/fw_env.config (environment in %s)\n", fwEnv, u.EnvMedium)
+	} else {
+		fmt.Fprintf(w, "The root needs /etc/fw_env.config for ofsctl and fw_setenv (--fw-env-config writes it):\n%s", u.FwEnvConfig())
+	}
+}
