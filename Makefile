@@ -4,7 +4,7 @@ BOARD ?= qemu-x86_64
 GO ?= go
 # QEMU boots under TCG take 5-20 s each; the suite runs about 25 of them.
 TEST_TIMEOUT ?= 50m
-FUZZTIME ?= 10s
+FUZZTIME ?= 8s
 
 .PHONY: all setup demo test unit vet fuzz bench initramfs clean
 
@@ -31,9 +31,18 @@ vet:
 	$(GO) vet ./...
 
 ## fuzz: a short run of each parser's fuzzer, on top of its seed corpus.
+FUZZ_TARGETS = \
+	pkg/cmdline:FuzzParse pkg/fstab:FuzzRewrite \
+	pkg/blockdev:FuzzProbeFS pkg/blockdev:FuzzPartitions pkg/blockdev:FuzzResolve \
+	pkg/ubootenv:FuzzDecode pkg/ubootenv:FuzzDecodeRaw pkg/ubootenv:FuzzParseConfig pkg/ubootenv:FuzzParseText \
+	pkg/uimage:FuzzDecode
+
 fuzz:
-	$(GO) test ./pkg/cmdline -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./pkg/fstab -run '^$$' -fuzz FuzzRewrite -fuzztime $(FUZZTIME)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz: $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME); \
+	done
 
 ## bench: initramfs sizes and init stage times per board (figures, no pass/fail).
 bench: setup

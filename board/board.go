@@ -186,6 +186,20 @@ type QEMU struct {
 	SerialArgs []string `json:"serial_args"`
 	// ExtraArgs are added as they are.
 	ExtraArgs []string `json:"extra_args,omitempty"`
+	// Unsupported says why QEMU cannot boot this board; empty when it
+	// can. The boot tests and the benchmark leave such boards out.
+	Unsupported string `json:"unsupported,omitempty"`
+}
+
+// Emulated lists the boards QEMU can boot, sorted.
+func Emulated() []string {
+	var names []string
+	for _, n := range Names() {
+		if b, err := Lookup(n); err == nil && b.QEMU.Unsupported == "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // PartitionDevice names partition n of the QEMU root disk the way the

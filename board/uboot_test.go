@@ -96,3 +96,23 @@ func TestUBootCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestEmulated(t *testing.T) {
+	em := Emulated()
+	has := map[string]bool{}
+	for _, n := range em {
+		has[n] = true
+	}
+	for _, want := range []string{"qemu-x86_64", "qemu-arm-virt", "sabrelite", "nitrogen6x"} {
+		if !has[want] {
+			t.Errorf("Emulated() = %v lacks %s", em, want)
+		}
+	}
+	if has["nitrogen6_max"] {
+		t.Errorf("Emulated() = %v has nitrogen6_max, which QEMU cannot boot", em)
+	}
+	b, err := Lookup("nitrogen6_max")
+	if err != nil || b.QEMU.Unsupported == "" {
+		t.Errorf("nitrogen6_max: %v, unsupported=%q", err, b.QEMU.Unsupported)
+	}
+}

@@ -31,7 +31,7 @@ const pageSize = 4096
 // TestRootImages checks the images every boot starts from.
 func TestRootImages(t *testing.T) {
 	t.Parallel()
-	for _, name := range board.Names() {
+	for _, name := range board.Emulated() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := getLab(t, name).setup
@@ -59,7 +59,7 @@ func TestRootImages(t *testing.T) {
 // it: the full promise of ofsroot.
 func TestProtected(t *testing.T) {
 	t.Parallel()
-	for _, name := range board.Names() {
+	for _, name := range board.Emulated() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			run := boot(t, bootCase{board: name, words: []string{"overlayfs=yes", "ofs-size=20"}})
@@ -74,7 +74,7 @@ func TestProtected(t *testing.T) {
 // out, which must mean no.
 func TestPlain(t *testing.T) {
 	t.Parallel()
-	for _, name := range board.Names() {
+	for _, name := range board.Emulated() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			words := []string{"ro"}

@@ -44,7 +44,7 @@ type benchResult struct {
 // hardware. No pass or fail.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("bench", "[--boards a,b] [--boots N]", stderr)
-	boards := fs.String("boards", strings.Join(board.Names(), ","), "comma-separated boards")
+	boards := fs.String("boards", strings.Join(board.Emulated(), ","), "comma-separated boards")
 	boots := fs.Int("boots", 5, "boots per board")
 	keep := fs.Bool("keep", false, "keep the work folder (console logs)")
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +61,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		b, err := board.Lookup(n)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if b.QEMU.Unsupported != "" {
+			return fmt.Errorf("%w: QEMU cannot boot %s: %s (boards it can boot: %s)", errUsage, b.Name, b.QEMU.Unsupported, strings.Join(board.Emulated(), ", "))
 		}
 		list = append(list, b)
 	}

@@ -30,7 +30,7 @@ func init() {
 // then sums up what the probe saw.
 func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("demo", "[--board NAME] [--append WORDS] [--keep]", stderr)
-	boardName := fs.String("board", "qemu-x86_64", "board to boot ("+strings.Join(board.Names(), ", ")+")")
+	boardName := fs.String("board", "qemu-x86_64", "board to boot ("+strings.Join(board.Emulated(), ", ")+")")
 	appendWords := fs.String("append", "", "more kernel command-line words, e.g. 'ofs-size=64M'")
 	keep := fs.Bool("keep", false, "keep the work folder (images, initramfs, console log)")
 	if err := fs.Parse(args); err != nil {
@@ -42,6 +42,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	b, err := board.Lookup(*boardName)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if b.QEMU.Unsupported != "" {
+		return fmt.Errorf("%w: QEMU cannot boot %s: %s (boards it can boot: %s)", errUsage, b.Name, b.QEMU.Unsupported, strings.Join(board.Emulated(), ", "))
 	}
 	cache, work, done, err := labFolders("demo", *keep, stdout)
 	if err != nil {

@@ -35,5 +35,5 @@ func StatfsOf(path string) (Statfs, error) {
 	if err := unix.Statfs(path, &s); err != nil {
 		return Statfs{}, &os.PathError{Op: "statfs", Path: path, Err: err}
 	}
-	return Statfs{Bsize: s.Bsize, Blocks: s.Blocks, Bfree: s.Bfree, Bavail: s.Bavail, Files: s.Files, Ffree: s.Ffree}, nil
+	return Statfs{Bsize: int64(s.Bsize), Blocks: s.Blocks, Bfree: s.Bfree, Bavail: s.Bavail, Files: s.Files, Ffree: s.Ffree}, nil
 }
