@@ -1,7 +1,6 @@
 package bootlab
 
 import (
-
 	"bytes"
 	"encoding/base64"
 	"os"
