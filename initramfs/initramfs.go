@@ -65,6 +65,11 @@ type Options struct {
 	// WithoutModules leaves these modules out (by name), e.g. "overlay"
 	// to test the fail-closed path.
 	WithoutModules []string
+	// Shell, if set, is a static shell for the board (busybox from
+	// Debian's busybox-static, say), put at /bin/sh: with it,
+	// ofs-rescue=shell gives a shell on the console when there is no
+	// root to boot.
+	Shell string
 	// SourceDateEpoch is the time stamped on every archive entry.
 	SourceDateEpoch int64
 
@@ -106,6 +111,8 @@ type Result struct {
 	Warnings []string
 	// Notes are the resolver's remarks (soft dependencies skipped).
 	Notes []string
+	// ShellSHA256 is the rescue shell's hash, when one was put in.
+	ShellSHA256 string
 	// InitBytes and ModuleBytes are the sizes of /init and of all
 	// modules (uncompressed); Entries counts archive entries.
 	InitBytes   int64
@@ -122,6 +129,7 @@ type BuildInfo struct {
 	Compression     string        `json:"compression"`
 	SourceDateEpoch int64         `json:"source_date_epoch"`
 	InitSHA256      string        `json:"init_sha256"`
+	ShellSHA256     string        `json:"shell_sha256,omitempty"`
 	Modules         []BuildModule `json:"modules"`
 	Builtin         []string      `json:"builtin,omitempty"`
 	WithoutModules  []string      `json:"without_modules,omitempty"`
@@ -228,6 +236,18 @@ func Build(o Options) (*Result, error) {
 	}
 	a.add(cpio.CharDev("/dev/console", 0o600, 5, 1))
 	a.file("/init", 0o755, initData)
+	if o.Shell != "" {
+		sh, err := os.ReadFile(o.Shell)
+		if err != nil {
+			return nil, fmt.Errorf("the rescue shell: %w", err)
+		}
+		if err := checkExecutable("the shell "+o.Shell, sh, o.Board); err != nil {
+			return nil, err
+		}
+		// busybox picks its applet from argv[0]: run as /bin/sh, it is sh.
+		a.file("/bin/sh", 0o755, sh)
+		res.ShellSHA256 = sha256Hex(sh)
+	}
 
 	modDir := "/lib/modules/" + tree.Version
 	a.dir(modDir)
@@ -238,6 +258,7 @@ func Build(o Options) (*Result, error) {
 		Compression:     o.Compression,
 		SourceDateEpoch: o.SourceDateEpoch,
 		InitSHA256:      sha256Hex(initData),
+		ShellSHA256:     res.ShellSHA256,
 		Modules:         []BuildModule{},
 		Builtin:         plan.Builtin,
 		WithoutModules:  res.Omitted,
@@ -504,17 +525,25 @@ var elfMachines = map[string]elf.Machine{
 // checkInit refuses an init the board's kernel could not run: not ELF,
 // another architecture, or dynamically linked (no libc in the image).
 func checkInit(data []byte, b board.Board) error {
+	if err := checkExecutable("init", data, b); err != nil {
+		return fmt.Errorf("%w: rebuild it with CGO_ENABLED=0 GOOS=linux GOARCH=%s", err, b.GOARCH)
+	}
+	return nil
+}
+
+// checkExecutable refuses a program the board's kernel could not run from
+// the initramfs: not ELF, another architecture, or dynamically linked.
+func checkExecutable(what string, data []byte, b board.Board) error {
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("init is not an ELF executable (%v)", err)
+		return fmt.Errorf("%s is not an ELF executable (%v)", what, err)
 	}
 	if want, ok := elfMachines[b.GOARCH]; ok && f.Machine != want {
-		return fmt.Errorf("init is built for %s, board %s needs %s (GOARCH=%s): rebuild it with GOOS=linux GOARCH=%s",
-			f.Machine, b.Name, want, b.GOARCH, b.GOARCH)
+		return fmt.Errorf("%s is built for %s, board %s needs %s", what, f.Machine, b.Name, want)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return errors.New("init is dynamically linked, and the initramfs has no libc: build it with CGO_ENABLED=0")
+			return fmt.Errorf("%s is dynamically linked, and the initramfs has no libc", what)
 		}
 	}
 	return nil

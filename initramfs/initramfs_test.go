@@ -856,3 +856,34 @@ func TestPseudoVersion(t *testing.T) {
 		t.Errorf("version() in a test = %q, want (devel)", got)
 	}
 }
+
+// TestRescueShell: a shell given with Shell lands at /bin/sh, executable;
+// one the board cannot run is refused.
+func TestRescueShell(t *testing.T) {
+	dir := kernelDir(t, "amd64")
+	b := lookup(t, "qemu-x86_64")
+	shell := standin(t, "amd64") // any static amd64 program stands in
+	out := filepath.Join(t.TempDir(), "initrd")
+	res, err := Build(Options{Board: b, Kernel: dir, Output: out, InitBinary: standin(t, "amd64"), Compression: "none", Shell: shell})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(out)
+	want, _ := os.ReadFile(shell)
+	found := false
+	for _, r := range readArchive(t, data) {
+		if r.Name == "bin/sh" {
+			found = true
+			if r.Mode != cpio.S_IFREG|0o755 {
+				t.Errorf("/bin/sh mode %o", r.Mode)
+			}
+		}
+	}
+	if !found || res.ShellSHA256 != sha256Hex(want) {
+		t.Errorf("/bin/sh in the archive: %v; sha %q", found, res.ShellSHA256)
+	}
+	_, err = Build(Options{Board: b, Kernel: dir, Output: out, InitBinary: standin(t, "amd64"), Shell: standin(t, "arm")})
+	if err == nil || !strings.Contains(err.Error(), "the shell") || !strings.Contains(err.Error(), "needs") {
+		t.Errorf("an ARM shell for an x86 board: %v", err)
+	}
+}

@@ -147,10 +147,11 @@ func getLab(t *testing.T, name string) *lab {
 type variant struct {
 	compression string // "" = the builder's default (gzip)
 	without     []string
+	shell       bool // carry Debian's static busybox as /bin/sh
 }
 
 func (v variant) key() string {
-	return v.compression + "/" + strings.Join(v.without, ",")
+	return fmt.Sprintf("%s/%s/%v", v.compression, strings.Join(v.without, ","), v.shell)
 }
 
 // normal makes the builder's default explicit, so that the default and
@@ -175,7 +176,18 @@ func (l *lab) initrd(t *testing.T, v variant) (string, *initramfs.Result) {
 	l.mu.Unlock()
 	ir.once.Do(func() {
 		start := time.Now()
-		ir.path, ir.result, ir.err = l.setup.Initramfs(initramfs.Options{Compression: v.compression, WithoutModules: v.without})
+		o := initramfs.Options{Compression: v.compression, WithoutModules: v.without}
+		if v.shell {
+			cache, err := kernelCache()
+			if err == nil {
+				o.Shell, err = bootlab.FetchBusybox(cache, l.setup.Board)
+			}
+			if ir.err = err; err != nil {
+				return
+			}
+			o.Output = filepath.Join(l.setup.Work, "initramfs-shell.cpio")
+		}
+		ir.path, ir.result, ir.err = l.setup.Initramfs(o)
 		if ir.err == nil {
 			t.Logf("initramfs %s for %s: %d bytes (%d uncompressed), built in %.1fs", filepath.Base(ir.path), l.setup.Board.Name, ir.result.CompressedBytes, ir.result.UncompressedBytes, time.Since(start).Seconds())
 		}
@@ -205,6 +217,8 @@ type bootCase struct {
 	words []string
 	// noProbe: the boot is expected to stop before the real init.
 	noProbe bool
+	// replies are typed on the console as their prompts appear.
+	replies []bootlab.Reply
 }
 
 // boot runs c and returns the run. It fails the test if QEMU does not
@@ -233,7 +247,7 @@ func boot(t *testing.T, c bootCase) *bootlab.Run {
 	bootSem <- struct{}{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	run, err := s.Run(ctx, bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: words, Dir: dir})
+	run, err := s.Run(ctx, bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: words, Dir: dir, Replies: c.replies})
 	<-bootSem
 
 	log := filepath.Join(dir, "console.log")

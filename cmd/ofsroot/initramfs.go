@@ -26,7 +26,7 @@ func init() {
 }
 
 // initramfsSynopsis is the one-line usage of the command.
-const initramfsSynopsis = "--board NAME --kernel DEB|DIR --output FILE [--compress gzip|xz|zstd|none] [--init PREBUILT] [--without-module NAME]..."
+const initramfsSynopsis = "--board NAME --kernel DEB|DIR --output FILE [--compress gzip|xz|zstd|none] [--init PREBUILT] [--shell STATIC-SH] [--without-module NAME]..."
 
 // initramfsList is a repeatable string flag.
 type initramfsList []string
@@ -49,6 +49,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	kernel := fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one")
 	output := fs.String("output", "", "initramfs `FILE` to write (replaced atomically)")
 	compress := fs.String("compress", "gzip", "`METHOD` of compression: "+strings.Join(initramfs.Compressions, ", "))
+	shell := fs.String("shell", "", "a static shell `FILE` for the board (e.g. bin/busybox of Debian's busybox-static) put at /bin/sh, so that ofs-rescue=shell has a shell")
 	initBin := fs.String("init", "", "`PREBUILT` init binary (static, for the board's architecture); default: go build ./cmd/init of this source tree")
 	var without initramfsList
 	fs.Var(&without, "without-module", "leave module `NAME` out (repeatable), e.g. overlay to test the fail-closed path")
@@ -81,6 +82,11 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --kernel %s: %v; give a linux-image .deb (apt-get download linux-image-...) or the folder `dpkg -x` made of one",
 			errUsage, *kernel, initramfsPathErr(err))
 	}
+	if *shell != "" {
+		if _, err := os.Stat(*shell); err != nil {
+			return fmt.Errorf("%w: --shell %s: %v", errUsage, *shell, initramfsPathErr(err))
+		}
+	}
 	if *initBin != "" {
 		if _, err := os.Stat(*initBin); err != nil {
 			return fmt.Errorf("%w: --init %s: %v", errUsage, *initBin, initramfsPathErr(err))
@@ -100,6 +106,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		Output:          *output,
 		Compression:     *compress,
 		InitBinary:      *initBin,
+		Shell:           *shell,
 		WithoutModules:  without,
 		SourceDateEpoch: epoch,
 		Log: func(format string, args ...any) {

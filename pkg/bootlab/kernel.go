@@ -164,43 +164,8 @@ func FetchKernel(cacheDir string, b board.Board) (Kernel, error) {
 		Dir:     filepath.Join(cacheDir, pkg),
 	}
 	k.Vmlinuz = filepath.Join(k.Dir, "boot", "vmlinuz-"+k.Version)
-	k.Deb = findDeb(cacheDir, pkg, b.DebianArch)
-
-	if k.Deb == "" {
-		qualified := pkg
-		if b.DebianArch != hostArch {
-			qualified += ":" + b.DebianArch
-		}
-		// apt-get download writes into the working directory. As root
-		// it warns that the _apt user cannot write there; harmless.
-		cmd := exec.Command("apt-get", "download", "-q", qualified)
-		cmd.Dir = cacheDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return Kernel{}, fmt.Errorf("apt-get download %s: %v\n%s", qualified, err, out)
-		}
-		k.Deb = findDeb(cacheDir, pkg, b.DebianArch)
-		if k.Deb == "" {
-			return Kernel{}, fmt.Errorf("apt-get download %s left no %s_*_%s.deb in %s", qualified, pkg, b.DebianArch, cacheDir)
-		}
-	}
-
-	if _, err := os.Stat(k.Vmlinuz); err == nil {
-		return k, nil
-	}
-	// Unpack beside the final folder and rename, so an interrupted
-	// unpack is never mistaken for a complete one.
-	tmp := k.Dir + ".unpacking"
-	os.RemoveAll(tmp)
-	if out, err := exec.Command("dpkg", "-x", k.Deb, tmp).CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
-		return Kernel{}, fmt.Errorf("dpkg -x %s: %v\n%s", k.Deb, err, out)
-	}
-	os.RemoveAll(k.Dir)
-	if err := os.Rename(tmp, k.Dir); err != nil {
+	if k.Deb, _, err = fetchDeb(cacheDir, pkg, b.DebianArch, k.Dir, filepath.Join("boot", "vmlinuz-"+k.Version)); err != nil {
 		return Kernel{}, err
-	}
-	if _, err := os.Stat(k.Vmlinuz); err != nil {
-		return Kernel{}, fmt.Errorf("%s unpacked without its kernel image: %w", k.Deb, err)
 	}
 	return k, nil
 }

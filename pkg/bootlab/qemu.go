@@ -32,6 +32,14 @@ type BootSpec struct {
 	Log string
 	// Stream, if set, gets the console as it comes.
 	Stream io.Writer
+	// Replies are typed on the console, in order, each once its When has
+	// appeared on it (a prompt, say). Without any, nothing is typed.
+	Replies []Reply
+}
+
+// Reply is something to type on the console once When appears on it.
+type Reply struct {
+	When, Send string
 }
 
 // Console is the outcome of one QEMU run.
@@ -162,6 +170,12 @@ func Boot(ctx context.Context, s BootSpec) (*Console, error) {
 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin = nil // /dev/null: nothing types on the console
+	var typist io.WriteCloser
+	if len(s.Replies) > 0 {
+		if typist, err = cmd.StdinPipe(); err != nil {
+			return nil, err
+		}
+	}
 	cmd.Stdout = w
 	cmd.Stderr = w
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -175,6 +189,11 @@ func Boot(ctx context.Context, s BootSpec) (*Console, error) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	if typist != nil {
+		stopTyping := make(chan struct{})
+		defer close(stopTyping)
+		go typeReplies(typist, s.Replies, &buf, stopTyping)
+	}
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -240,4 +259,29 @@ func shellQuote(args []string) string {
 		out = append(out, a)
 	}
 	return strings.Join(out, " ")
+}
+
+// typeReplies writes each reply to the console once its When has
+// appeared after the previous reply's, polling the console text.
+func typeReplies(w io.WriteCloser, replies []Reply, console *lockedBuffer, stop <-chan struct{}) {
+	defer w.Close()
+	from := 0
+	for _, r := range replies {
+		for {
+			text := console.String()
+			if i := strings.Index(text[from:], r.When); i >= 0 {
+				from += i + len(r.When)
+				break
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		if _, err := io.WriteString(w, r.Send); err != nil {
+			return
+		}
+	}
+	<-stop
 }

@@ -125,6 +125,8 @@ type RunSpec struct {
 	// Dir receives the image copy and console.log.
 	Dir    string
 	Stream io.Writer
+	// Replies are typed on the console as their prompts appear.
+	Replies []Reply
 }
 
 // Run is the outcome of a probe boot.
@@ -153,12 +155,13 @@ func (s *Setup) Run(ctx context.Context, r RunSpec) (*Run, error) {
 	}
 	out := &Run{}
 	spec := BootSpec{
-		Board:  s.Board,
-		Kernel: s.Kernel,
-		Initrd: r.Initrd,
-		Append: r.Append,
-		Log:    filepath.Join(r.Dir, "console.log"),
-		Stream: r.Stream,
+		Board:   s.Board,
+		Kernel:  s.Kernel,
+		Initrd:  r.Initrd,
+		Append:  r.Append,
+		Log:     filepath.Join(r.Dir, "console.log"),
+		Stream:  r.Stream,
+		Replies: r.Replies,
 	}
 	if r.Image != "" {
 		out.Image = filepath.Join(r.Dir, filepath.Base(r.Image))

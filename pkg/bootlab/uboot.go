@@ -62,44 +62,12 @@ func FetchUBoot(cacheDir string, b board.Board) (UBoot, error) {
 	}
 	defer unlock()
 
-	deb := findDeb(cacheDir, u.Package, b.DebianArch)
-	if deb == "" {
-		hostArch, err := hostDebianArch()
-		if err != nil {
-			return UBoot{}, err
-		}
-		qualified := u.Package
-		if b.DebianArch != hostArch {
-			qualified += ":" + b.DebianArch
-		}
-		cmd := exec.Command("apt-get", "download", "-q", qualified)
-		cmd.Dir = cacheDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return UBoot{}, fmt.Errorf("apt-get download %s: %v\n%s(run scripts/setup-host.sh: it adds the %s architecture)", qualified, err, out, b.DebianArch)
-		}
-		if deb = findDeb(cacheDir, u.Package, b.DebianArch); deb == "" {
-			return UBoot{}, fmt.Errorf("apt-get download %s left no %s_*_%s.deb in %s", qualified, u.Package, b.DebianArch, cacheDir)
-		}
-	}
-	dir := strings.TrimSuffix(deb, ".deb")
-	out := UBoot{Deb: deb, Dir: dir, Image: filepath.Join(dir, "usr/lib/u-boot", u.Build, u.Image)}
-	if _, err := os.Stat(out.Image); err == nil {
-		return out, nil
-	}
-	tmp := dir + ".unpacking"
-	os.RemoveAll(tmp)
-	if o, err := exec.Command("dpkg", "-x", deb, tmp).CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
-		return UBoot{}, fmt.Errorf("dpkg -x %s: %v\n%s", deb, err, o)
-	}
-	os.RemoveAll(dir)
-	if err := os.Rename(tmp, dir); err != nil {
+	want := filepath.Join("usr/lib/u-boot", u.Build, u.Image)
+	deb, dir, err := fetchDeb(cacheDir, u.Package, b.DebianArch, "", want)
+	if err != nil {
 		return UBoot{}, err
 	}
-	if _, err := os.Stat(out.Image); err != nil {
-		return UBoot{}, fmt.Errorf("%s has no %s/%s: %w", deb, u.Build, u.Image, err)
-	}
-	return out, nil
+	return UBoot{Deb: deb, Dir: dir, Image: filepath.Join(dir, want)}, nil
 }
 
 // StripImage writes image without its first skip bytes to out: the i.MX
