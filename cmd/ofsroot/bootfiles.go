@@ -2,14 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,41 +32,16 @@ const bootfilesSynopsis = "--board NAME --kernel DEB|DIR --output DIR [--root SP
 // images and files (0 otherwise), so the output is reproducible.
 func runBootfiles(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("bootfiles", bootfilesSynopsis, stderr)
-	boardName := fs.String("board", "", "`NAME` of a board that boots with U-Boot: "+strings.Join(ubootBoards(), ", "))
-	kernel := fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one")
-	output := fs.String("output", "", "`DIR` to write the boot partition's files into (created if missing)")
+	bf := addBuildFlags(fs, "`NAME` of a board that boots with U-Boot: "+strings.Join(ubootBoards(), ", "), "`DIR` to write the boot partition's files into (created if missing)")
 	root := fs.String("root", "", "root= `SPEC` for the kernel (default: the partition boot.scr is loaded from, by PARTUUID)")
 	appendWords := fs.String("append", "", "more kernel command-line `WORDS`, space-separated, always added")
-	compress := fs.String("compress", "gzip", "`METHOD` of compression of the initramfs: "+strings.Join(initramfs.Compressions, ", "))
-	initBin := fs.String("init", "", "`PREBUILT` init binary; default: go build ./cmd/init of this source tree")
 	fwEnv := fs.String("fw-env-config", "", "also write the fw_env.config the board's root needs (as /etc/fw_env.config) to `FILE`")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q (ofsroot bootfiles %s)", errUsage, fs.Args(), bootfilesSynopsis)
-	}
-	var missing []string
-	for _, f := range []struct{ name, value string }{{"--board", *boardName}, {"--kernel", *kernel}, {"--output", *output}} {
-		if f.value == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: missing %s (ofsroot bootfiles %s)", errUsage, strings.Join(missing, ", "), bootfilesSynopsis)
-	}
-	b, err := board.Lookup(*boardName)
+	b, epoch, err := bf.parse(fs, args, "bootfiles", bootfilesSynopsis)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if b.UBoot == nil {
 		return fmt.Errorf("%w: board %s does not boot with U-Boot; boards that do: %s", errUsage, b.Name, strings.Join(ubootBoards(), ", "))
-	}
-	if !initramfsKnownCompression(*compress) {
-		return fmt.Errorf("%w: --compress %q: known methods are %s", errUsage, *compress, strings.Join(initramfs.Compressions, ", "))
 	}
 	opts := boot.Options{Root: *root, Append: strings.Fields(*appendWords)}
 	// Render once now so that a bad --root or --append is a usage error
@@ -76,38 +49,22 @@ func runBootfiles(args []string, stdout, stderr io.Writer) error {
 	if _, err := boot.Script(b, opts); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if _, err := os.Stat(*kernel); err != nil {
-		return fmt.Errorf("%w: --kernel %s: %v; give a linux-image .deb (apt-get download linux-image-...) or the folder `dpkg -x` made of one",
-			errUsage, *kernel, initramfsPathErr(err))
-	}
-	if *initBin != "" {
-		if _, err := os.Stat(*initBin); err != nil {
-			return fmt.Errorf("%w: --init %s: %v", errUsage, *initBin, initramfsPathErr(err))
-		}
-	}
-	var epoch int64
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		epoch, err = strconv.ParseInt(s, 10, 64)
-		if err != nil || epoch < 0 || epoch > 1<<32-1 {
-			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a time in seconds since 1970 that the images can hold", errUsage, s)
-		}
-	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "ofsroot bootfiles: "+format+"\n", args...) }
 
-	kdir, cleanup, err := bootfilesKernel(*kernel, b.DeviceTree, logf)
+	kdir, cleanup, err := bootfilesKernel(*bf.kernel, b.DeviceTree, logf)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 	vmlinuz, dtb, err := bootfilesFind(kdir, b.DeviceTree)
 	if err != nil {
-		return fmt.Errorf("kernel %s: %w", *kernel, err)
+		return fmt.Errorf("kernel %s: %w", *bf.kernel, err)
 	}
 
-	if err := os.MkdirAll(*output, 0o755); err != nil {
+	if err := os.MkdirAll(*bf.output, 0o755); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(*output, ".bootfiles-")
+	work, err := os.MkdirTemp(*bf.output, ".bootfiles-")
 	if err != nil {
 		return err
 	}
@@ -115,17 +72,17 @@ func runBootfiles(args []string, stdout, stderr io.Writer) error {
 	initrd := filepath.Join(work, "initramfs")
 	res, err := initramfs.Build(initramfs.Options{
 		Board:           b,
-		Kernel:          *kernel,
+		Kernel:          *bf.kernel,
 		Output:          initrd,
-		Compression:     *compress,
-		InitBinary:      *initBin,
+		Compression:     *bf.compress,
+		InitBinary:      *bf.init,
 		SourceDateEpoch: epoch,
 		Log:             logf,
 	})
 	if err != nil {
 		return err
 	}
-	names, err := boot.WritePartition(*output, b, boot.Inputs{
+	names, err := boot.WritePartition(*bf.output, b, boot.Inputs{
 		Vmlinuz: vmlinuz, DTB: dtb, Initramfs: initrd, Compression: res.Compression,
 		Options: opts, Time: time.Unix(epoch, 0),
 	})
@@ -137,7 +94,7 @@ func runBootfiles(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	bootfilesSummary(stdout, b, *output, names, res, opts, *fwEnv)
+	bootfilesSummary(stdout, b, *bf.output, names, res, opts, *fwEnv)
 	return nil
 }
 

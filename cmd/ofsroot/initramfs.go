@@ -6,12 +6,10 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/cli"
 
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/ofsroot/ofsroot/board"
@@ -45,67 +43,26 @@ func (l *initramfsList) Set(v string) error {
 // SOURCE_DATE_EPOCH, if set, stamps the archive entries.
 func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("initramfs", initramfsSynopsis, stderr)
-	boardName := fs.String("board", "", "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "))
-	kernel := fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one")
-	output := fs.String("output", "", "initramfs `FILE` to write (replaced atomically)")
-	compress := fs.String("compress", "gzip", "`METHOD` of compression: "+strings.Join(initramfs.Compressions, ", "))
+	bf := addBuildFlags(fs, "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "), "initramfs `FILE` to write (replaced atomically)")
 	shell := fs.String("shell", "", "a static shell `FILE` for the board (e.g. bin/busybox of Debian's busybox-static) put at /bin/sh, so that ofs-rescue=shell has a shell")
-	initBin := fs.String("init", "", "`PREBUILT` init binary (static, for the board's architecture); default: go build ./cmd/init of this source tree")
 	var without initramfsList
 	fs.Var(&without, "without-module", "leave module `NAME` out (repeatable), e.g. overlay to test the fail-closed path")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q (ofsroot initramfs %s)", errUsage, fs.Args(), initramfsSynopsis)
-	}
-	var missing []string
-	for _, f := range []struct{ name, value string }{{"--board", *boardName}, {"--kernel", *kernel}, {"--output", *output}} {
-		if f.value == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("%w: missing %s (ofsroot initramfs %s)", errUsage, strings.Join(missing, ", "), initramfsSynopsis)
-	}
-	b, err := board.Lookup(*boardName)
+	b, epoch, err := bf.parse(fs, args, "initramfs", initramfsSynopsis)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if !initramfsKnownCompression(*compress) {
-		return fmt.Errorf("%w: --compress %q: known methods are %s", errUsage, *compress, strings.Join(initramfs.Compressions, ", "))
-	}
-	if _, err := os.Stat(*kernel); err != nil {
-		return fmt.Errorf("%w: --kernel %s: %v; give a linux-image .deb (apt-get download linux-image-...) or the folder `dpkg -x` made of one",
-			errUsage, *kernel, initramfsPathErr(err))
+		return err
 	}
 	if *shell != "" {
 		if _, err := os.Stat(*shell); err != nil {
 			return fmt.Errorf("%w: --shell %s: %v", errUsage, *shell, initramfsPathErr(err))
 		}
 	}
-	if *initBin != "" {
-		if _, err := os.Stat(*initBin); err != nil {
-			return fmt.Errorf("%w: --init %s: %v", errUsage, *initBin, initramfsPathErr(err))
-		}
-	}
-	var epoch int64
-	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		epoch, err = strconv.ParseInt(s, 10, 64)
-		if err != nil || epoch < 0 || epoch > 1<<32-1 {
-			return fmt.Errorf("%w: SOURCE_DATE_EPOCH=%q is not a time in seconds since 1970 that cpio can hold", errUsage, s)
-		}
-	}
 
 	res, err := initramfs.Build(initramfs.Options{
 		Board:           b,
-		Kernel:          *kernel,
-		Output:          *output,
-		Compression:     *compress,
-		InitBinary:      *initBin,
+		Kernel:          *bf.kernel,
+		Output:          *bf.output,
+		Compression:     *bf.compress,
+		InitBinary:      *bf.init,
 		Shell:           *shell,
 		WithoutModules:  without,
 		SourceDateEpoch: epoch,
