@@ -11,6 +11,8 @@
 package initramfs
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/sandbox"
+
 	"bytes"
 	"crypto/sha256"
 	"debug/elf"
@@ -70,6 +72,10 @@ type Options struct {
 	// ofs-rescue=shell gives a shell on the console when there is no
 	// root to boot.
 	Shell string
+	// SandboxAppArmor compiles the firmware sandbox's AppArmor profile
+	// with this host's apparmor_parser and carries it, so that
+	// overlayfs=sandbox confines the firmware with it.
+	SandboxAppArmor bool
 	// SourceDateEpoch is the time stamped on every archive entry.
 	SourceDateEpoch int64
 
@@ -247,6 +253,13 @@ func Build(o Options) (*Result, error) {
 		// busybox picks its applet from argv[0]: run as /bin/sh, it is sh.
 		a.file("/bin/sh", 0o755, sh)
 		res.ShellSHA256 = sha256Hex(sh)
+	}
+	if o.SandboxAppArmor {
+		policy, err := sandbox.CompileProfile(sandbox.DefaultProfile)
+		if err != nil {
+			return nil, err
+		}
+		a.file(sandbox.CompiledPolicyPath, 0o644, policy)
 	}
 
 	modDir := "/lib/modules/" + tree.Version

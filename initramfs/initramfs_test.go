@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/ofsroot/ofsroot/pkg/sandbox"
 	"io"
 	"os"
 	"os/exec"
@@ -886,4 +887,27 @@ func TestRescueShell(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the shell") || !strings.Contains(err.Error(), "needs") {
 		t.Errorf("an ARM shell for an x86 board: %v", err)
 	}
+}
+
+// TestSandboxAppArmor: the compiled profile lands where the init loads
+// it from.
+func TestSandboxAppArmor(t *testing.T) {
+	if _, err := exec.LookPath("apparmor_parser"); err != nil {
+		t.Skip("needs apparmor_parser (scripts/setup-host.sh installs apparmor)")
+	}
+	dir := kernelDir(t, "amd64")
+	out := filepath.Join(t.TempDir(), "initrd")
+	if _, err := Build(Options{Board: lookup(t, "qemu-x86_64"), Kernel: dir, Output: out, InitBinary: standin(t, "amd64"), Compression: "none", SandboxAppArmor: true}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(out)
+	for _, r := range readArchive(t, data) {
+		if "/"+r.Name == sandbox.CompiledPolicyPath {
+			if r.FileSize == 0 {
+				t.Error("the compiled profile is empty")
+			}
+			return
+		}
+	}
+	t.Errorf("no %s in the archive", sandbox.CompiledPolicyPath)
 }

@@ -148,10 +148,11 @@ type variant struct {
 	compression string // "" = the builder's default (gzip)
 	without     []string
 	shell       bool // carry Debian's static busybox as /bin/sh
+	apparmor    bool // carry the sandbox's compiled AppArmor profile
 }
 
 func (v variant) key() string {
-	return fmt.Sprintf("%s/%s/%v", v.compression, strings.Join(v.without, ","), v.shell)
+	return fmt.Sprintf("%s/%s/%v/%v", v.compression, strings.Join(v.without, ","), v.shell, v.apparmor)
 }
 
 // normal makes the builder's default explicit, so that the default and
@@ -176,7 +177,10 @@ func (l *lab) initrd(t *testing.T, v variant) (string, *initramfs.Result) {
 	l.mu.Unlock()
 	ir.once.Do(func() {
 		start := time.Now()
-		o := initramfs.Options{Compression: v.compression, WithoutModules: v.without}
+		o := initramfs.Options{Compression: v.compression, WithoutModules: v.without, SandboxAppArmor: v.apparmor}
+		if v.apparmor {
+			o.Output = filepath.Join(l.setup.Work, "initramfs-apparmor.cpio")
+		}
 		if v.shell {
 			cache, err := kernelCache()
 			if err == nil {

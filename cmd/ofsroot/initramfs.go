@@ -24,7 +24,7 @@ func init() {
 }
 
 // initramfsSynopsis is the one-line usage of the command.
-const initramfsSynopsis = "--board NAME --kernel DEB|DIR --output FILE [--compress gzip|xz|zstd|none] [--init PREBUILT] [--shell STATIC-SH] [--without-module NAME]..."
+const initramfsSynopsis = "--board NAME --kernel DEB|DIR --output FILE [--compress gzip|xz|zstd|none] [--init PREBUILT] [--shell STATIC-SH] [--apparmor] [--without-module NAME]..."
 
 // initramfsList is a repeatable string flag.
 type initramfsList []string
@@ -45,6 +45,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("initramfs", initramfsSynopsis, stderr)
 	bf := addBuildFlags(fs, "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "), "initramfs `FILE` to write (replaced atomically)")
 	shell := fs.String("shell", "", "a static shell `FILE` for the board (e.g. bin/busybox of Debian's busybox-static) put at /bin/sh, so that ofs-rescue=shell has a shell")
+	apparmor := fs.Bool("apparmor", false, "carry the firmware sandbox's AppArmor profile, compiled with this host's apparmor_parser, for overlayfs=sandbox")
 	var without initramfsList
 	fs.Var(&without, "without-module", "leave module `NAME` out (repeatable), e.g. overlay to test the fail-closed path")
 	b, epoch, err := bf.parse(fs, args, "initramfs", initramfsSynopsis)
@@ -64,6 +65,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		Compression:     *bf.compress,
 		InitBinary:      *bf.init,
 		Shell:           *shell,
+		SandboxAppArmor: *apparmor,
 		WithoutModules:  without,
 		SourceDateEpoch: epoch,
 		Log: func(format string, args ...any) {

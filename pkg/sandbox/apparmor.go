@@ -14,13 +14,46 @@ import (
 // DefaultProfile is the AppArmor profile a sandbox is confined by.
 const DefaultProfile = "ofsroot-sandbox"
 
+// CompiledPolicyPath is where an initramfs carries the profile compiled
+// on the build host (ofsroot initramfs --apparmor), for a boot that has no
+// apparmor_parser: the init loads it through securityfs.
+const CompiledPolicyPath = "/etc/ofsroot/apparmor/" + DefaultProfile + ".bin"
+
+// FeaturesFile is the AppArmor feature set Debian's apparmor package
+// ships, which kernels of Debian's releases accept; CompileProfile
+// compiles against it rather than the build host's kernel.
+var FeaturesFile = "/usr/share/apparmor-features/features"
+
 // AppArmor paths, variables for tests.
 var (
 	securityFS      = "/sys/kernel/security"
 	appArmorModule  = "/sys/module/apparmor"
 	appArmorParser  = "apparmor_parser"
 	procSelfAttrDir = "/proc/self/attr"
+	compiledPolicy  = CompiledPolicyPath
 )
+
+// CompileProfile compiles Profile(name) with the build host's
+// apparmor_parser against FeaturesFile, for an initramfs to carry.
+func CompileProfile(name string) ([]byte, error) {
+	parser := lookPath(appArmorParser)
+	if parser == "" {
+		return nil, fmt.Errorf("compiling the AppArmor profile needs %s (apt-get install apparmor)", appArmorParser)
+	}
+	if _, err := os.Stat(FeaturesFile); err != nil {
+		return nil, fmt.Errorf("compiling the AppArmor profile needs the feature set %s (apt-get install apparmor): %w", FeaturesFile, err)
+	}
+	dir, err := os.MkdirTemp("", "ofsroot-apparmor-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, name+".bin")
+	if msg, err := runWithInput(parser, []string{"-Q", "-M", FeaturesFile, "-o", out}, Profile(name)); err != nil {
+		return nil, fmt.Errorf("%s -Q -M %s: %v: %s", parser, FeaturesFile, err, strings.TrimSpace(msg))
+	}
+	return os.ReadFile(out)
+}
 
 // Profile is the AppArmor profile text for name: everything a firmware
 // may do inside its namespaces, minus what would reach the host even if
@@ -78,6 +111,15 @@ func PrepareAppArmor(name string) AppArmorPlan {
 	}
 	if loaded, _ := profileLoaded(filepath.Join(aa, "profiles"), name); loaded {
 		return AppArmorPlan{Label: name, Note: "AppArmor: using the loaded profile " + name}
+	}
+	if policy, err := os.ReadFile(compiledPolicy); err == nil {
+		if err := os.WriteFile(filepath.Join(aa, ".replace"), policy, 0); err != nil {
+			return AppArmorPlan{Note: fmt.Sprintf("AppArmor skipped: loading the compiled profile %s: %v", compiledPolicy, err)}
+		}
+		if loaded, _ := profileLoaded(filepath.Join(aa, "profiles"), name); !loaded {
+			return AppArmorPlan{Note: fmt.Sprintf("AppArmor skipped: the compiled profile %s loaded, but no profile %q appeared", compiledPolicy, name)}
+		}
+		return AppArmorPlan{Label: name, Note: "AppArmor: loaded the compiled profile " + name + " from " + compiledPolicy}
 	}
 	parser := lookPath(appArmorParser)
 	if parser == "" {

@@ -62,6 +62,14 @@ func sandboxChecks() {
 	if err := unix.Uname(&uts); err == nil {
 		report("sandbox.hostname", "%s", unix.ByteSliceToString(uts.Nodename[:]))
 	}
+	// The AppArmor label the firmware runs under ("unconfined" if none).
+	if b, err := os.ReadFile("/proc/self/attr/apparmor/current"); err == nil {
+		report("sandbox.apparmor", "%s", strings.TrimSpace(string(b)))
+	} else if b, err := os.ReadFile("/proc/self/attr/current"); err == nil {
+		report("sandbox.apparmor", "%s", strings.TrimSpace(string(b)))
+	} else {
+		report("sandbox.apparmor", "error: %s", errText(err))
+	}
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_REALTIME, &ts)
 	report("sandbox.settime", "%s", errText(unix.ClockSettime(unix.CLOCK_REALTIME, &ts)))
