@@ -88,14 +88,6 @@ type Disk struct {
 	Partitions []string // kernel names
 }
 
-func (s System) read(p string) string {
-	b, err := os.ReadFile(filepath.Join(s.Sys, p))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // blockDir is the sysfs folder of device dev (major:minor), resolved.
 func (s System) blockDir(dev string) (string, error) {
 	p, err := filepath.EvalSymlinks(filepath.Join(s.Sys, "dev/block", dev))

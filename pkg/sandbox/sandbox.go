@@ -43,7 +43,6 @@ package sandbox
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -219,5 +218,3 @@ const ChildFailed = 125
 func IsChildFailure(ws unix.WaitStatus) bool {
 	return ws.Exited() && ws.ExitStatus() == ChildFailed
 }
-
-var errNotChild = errors.New("not a sandbox child")
