@@ -458,31 +458,50 @@ func (b *boot) guardDegradedFstab() Step {
 
 // handOver writes the status, switches root and execs the real init.
 func (b *boot) handOver() error {
-	candidates := switchroot.DefaultInits
-	if b.cfg.Init != "" {
-		candidates = []string{b.cfg.Init}
-	}
-	init, err := switchroot.FindInitIn(b.newRoot, candidates)
+	init, err := b.realInit()
 	if err != nil {
-		return fmt.Errorf("root %s has no init: %w", b.root.Path, err)
+		return err
 	}
 	// The kernel gave this process exactly the arguments and environment
 	// it gives an init: words after "--" and unknown words without "=" as
 	// arguments, unknown key=value words as environment. They go on
 	// unchanged.
 	args, env := os.Args[1:], os.Environ()
-	b.status.Init, b.status.InitArgs = init, args
-	b.status.Steps = b.x.Steps
-	b.status.HandoverAt = monotonic().Seconds()
-	if err := bootstatus.WriteFile(filepath.Join(b.paths.run, "ofsroot", StatusFileName), &b.status); err != nil {
-		b.log.Warnf("writing the status file: %v", err)
-	}
-	b.log.Infof("mode %s; stage took %.3f s", b.status.Mode, b.status.HandoverAt-b.status.StartedAt)
+	b.recordHandover(init, args)
 	b.log.Infof("switching to %s", init)
 	if err := switchroot.Switch(b.newRoot, []string{"/dev", "/proc", "/sys", "/run"}, b.log.Warnf); err != nil {
 		return fmt.Errorf("switch_root to %s: %w", b.newRoot, err)
 	}
 	return switchroot.Exec(init, args, env)
+}
+
+// realInit finds the init to hand over to in the new root: init=, or the
+// first of the kernel's defaults.
+func (b *boot) realInit() (string, error) {
+	candidates := switchroot.DefaultInits
+	if b.cfg.Init != "" {
+		candidates = []string{b.cfg.Init}
+	}
+	init, err := switchroot.FindInitIn(b.newRoot, candidates)
+	if err != nil {
+		return "", fmt.Errorf("root %s has no init: %w", b.root.Path, err)
+	}
+	return init, nil
+}
+
+// recordHandover completes the status record and writes it to the status
+// folder on /run, which it returns with whether the write worked.
+func (b *boot) recordHandover(init string, args []string) (statusDir string, written bool) {
+	b.status.Init, b.status.InitArgs = init, args
+	b.status.Steps = b.x.Steps
+	b.status.HandoverAt = monotonic().Seconds()
+	statusDir = filepath.Join(b.paths.run, "ofsroot")
+	err := bootstatus.WriteFile(filepath.Join(statusDir, StatusFileName), &b.status)
+	if err != nil {
+		b.log.Warnf("writing the status file: %v", err)
+	}
+	b.log.Infof("mode %s; stage took %.3f s", b.status.Mode, b.status.HandoverAt-b.status.StartedAt)
+	return statusDir, err == nil
 }
 
 func nonEmpty(s string) []string {

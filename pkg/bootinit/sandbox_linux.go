@@ -1,7 +1,6 @@
 package bootinit
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cmdline"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
-	"github.com/ofsroot/ofsroot/pkg/switchroot"
 )
 
 // SandboxRestartDelay is the pause before the supervisor restarts the
@@ -57,13 +55,9 @@ func hostnameOf(root string) string {
 // restarts, it reboots (or halts, with ofs-rescue=halt). It never
 // returns unless the root has no init.
 func (b *boot) sandboxHandOver() error {
-	candidates := switchroot.DefaultInits
-	if b.cfg.Init != "" {
-		candidates = []string{b.cfg.Init}
-	}
-	init, err := switchroot.FindInitIn(b.newRoot, candidates)
+	init, err := b.realInit()
 	if err != nil {
-		return fmt.Errorf("root %s has no init: %w", b.root.Path, err)
+		return err
 	}
 	args, env := os.Args[1:], os.Environ()
 	sc := sandboxConfig(b.cfg, b.newRoot, init, args, env)
@@ -79,18 +73,11 @@ func (b *boot) sandboxHandOver() error {
 	if plan.Label == "" {
 		b.status.Warnings = append(b.status.Warnings, plan.Note)
 	}
-	b.status.Init, b.status.InitArgs = init, args
-	b.status.Steps = b.x.Steps
-	b.status.HandoverAt = monotonic().Seconds()
-	statusDir := filepath.Join(b.paths.run, "ofsroot")
-	if err := bootstatus.WriteFile(filepath.Join(statusDir, StatusFileName), &b.status); err != nil {
-		b.log.Warnf("writing the status file: %v", err)
-	} else {
+	if statusDir, written := b.recordHandover(init, args); written {
 		// The status record, read-only: ofsctl status works inside.
 		sc.Binds = append(sc.Binds, sandbox.Bind{Source: statusDir, Target: "/run/ofsroot", ReadOnly: true})
 	}
 	restarts := sandbox.Restarts(b.cfg.SandboxRestarts)
-	b.log.Infof("mode %s; stage took %.3f s", b.status.Mode, b.status.HandoverAt-b.status.StartedAt)
 	b.log.Infof("sandbox: starting %s as PID 1 of new namespaces (hostname %s, network %s, restart %s)", init, sc.Hostname, sc.Net, restarts)
 	sup := &sandbox.Supervisor{
 		Start: func() (int, error) {
