@@ -34,6 +34,10 @@ type Logger struct {
 	ConsoleLevel func() int
 	// Lines keeps every line written, for the status file.
 	Lines []string
+
+	// level caches ConsoleLevel's answer once it has one: nothing in the
+	// initramfs changes it, and asking costs a file read per line.
+	level int
 }
 
 // New returns the init's logger.
@@ -69,11 +73,20 @@ func (l *Logger) log(level int, kind, format string, args ...any) {
 	l.Lines = append(l.Lines, msg)
 	echoed := false
 	if l.KmsgPath != "" {
-		echoed = l.writeKmsg(level, msg) && l.ConsoleLevel != nil && level < l.ConsoleLevel()
+		echoed = l.writeKmsg(level, msg) && level < l.consoleLevel()
 	}
 	if !echoed && l.Console != nil {
 		fmt.Fprintln(l.Console, msg)
 	}
+}
+
+// consoleLevel is ConsoleLevel, asked until it answers (before /proc is
+// mounted it cannot), then remembered.
+func (l *Logger) consoleLevel() int {
+	if l.level == 0 && l.ConsoleLevel != nil {
+		l.level = l.ConsoleLevel()
+	}
+	return l.level
 }
 
 // writeKmsg opens /dev/kmsg for each line: the kernel rate-limits writes

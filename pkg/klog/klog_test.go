@@ -63,3 +63,21 @@ func TestKindsAndLines(t *testing.T) {
 		t.Errorf("kept %d lines", len(l.Lines))
 	}
 }
+
+// TestConsoleLevelAskedOnce: the level is read until it is known, then
+// remembered.
+func TestConsoleLevelAskedOnce(t *testing.T) {
+	kmsg := filepath.Join(t.TempDir(), "kmsg")
+	os.WriteFile(kmsg, nil, 0o600)
+	answers, asked := []int{0, 7}, 0
+	l := &Logger{Console: &bytes.Buffer{}, KmsgPath: kmsg, ConsoleLevel: func() int {
+		asked++
+		return answers[min(asked-1, len(answers)-1)]
+	}}
+	for i := 0; i < 5; i++ {
+		l.Infof("line %d", i)
+	}
+	if asked != 2 {
+		t.Errorf("console level read %d times, want 2 (unknown, then known)", asked)
+	}
+}
