@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"github.com/ofsroot/ofsroot/pkg/cli"
 
 	"context"
@@ -156,7 +158,7 @@ func printBench(w io.Writer, results []*benchResult, boots int) {
 			kern = secs(bootlab.Median(r.kernel))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s–%s\t%d/%d\t\n", r.board,
-			bootlab.HumanBytes(uint64(r.compressed)), bootlab.HumanBytes(uint64(r.uncompressed)),
+			units.Bytes(uint64(r.compressed)), units.Bytes(uint64(r.uncompressed)),
 			kern, med, lo, hi, len(r.totals), len(r.totals)+r.failures)
 	}
 	tw.Flush()

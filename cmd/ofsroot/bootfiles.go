@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"errors"
 	"fmt"
 	"io"
@@ -166,7 +168,7 @@ func bootfilesSummary(w io.Writer, b board.Board, dir string, names []string, re
 	for _, n := range names {
 		size := ""
 		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil {
-			size = initramfsBytes(fi.Size())
+			size = units.Bytes(fi.Size())
 		}
 		what := map[string]string{
 			boot.CommandFile: "the boot script's commands (to read; U-Boot runs boot.scr)",

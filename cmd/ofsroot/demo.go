@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"github.com/ofsroot/ofsroot/pkg/cli"
 
 	"context"
@@ -62,7 +64,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "demo: kernel %s, initramfs %s (%s unpacked)\n", s.Kernel.Version,
-		bootlab.HumanBytes(uint64(res.CompressedBytes)), bootlab.HumanBytes(uint64(res.UncompressedBytes)))
+		units.Bytes(uint64(res.CompressedBytes)), units.Bytes(uint64(res.UncompressedBytes)))
 
 	img, root := s.DefaultRoot()
 	words := append([]string{root, "overlayfs=yes", "ofs-size=20"}, strings.Fields(*appendWords)...)

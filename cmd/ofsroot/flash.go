@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/ofsroot/ofsroot/pkg/units"
 	"io"
 	"os"
 	"strings"
@@ -71,7 +72,7 @@ func runFlash(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s to %s: %s (%s image), read back and verified\n", image, target, flash.HumanBytes(res.Bytes), res.Compression)
+	fmt.Fprintf(stdout, "wrote %s to %s: %s (%s image), read back and verified\n", image, target, units.Bytes(res.Bytes), res.Compression)
 	fmt.Fprintf(stdout, "  sha256 %s\n", res.SHA256)
 	return nil
 }

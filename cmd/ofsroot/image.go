@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -174,7 +176,7 @@ func imageSummary(w io.Writer, b board.Board, res *diskimage.Result) {
 	if l.Table == "gpt" {
 		id = "disk GUID " + l.DiskID
 	}
-	fmt.Fprintf(w, "wrote %s: %s, %s table, %s\n", res.Output, initramfsBytes(l.SizeBytes), strings.ToUpper(l.Table), id)
+	fmt.Fprintf(w, "wrote %s: %s, %s table, %s\n", res.Output, units.Bytes(l.SizeBytes), strings.ToUpper(l.Table), id)
 	fmt.Fprintf(w, "  board     %s, kernel %s\n", b.Name, res.KernelVersion)
 	for _, p := range l.Partitions {
 		fs := p.FSType
@@ -184,7 +186,7 @@ func imageSummary(w io.Writer, b board.Board, res *diskimage.Result) {
 		if p.Label != "" {
 			fs += " LABEL=" + p.Label
 		}
-		fmt.Fprintf(w, "  %d %-5s   %8s at %s  PARTUUID=%s  %s\n", p.Number, p.Role, initramfsBytes(p.Size), initramfsBytes(p.Start), p.PartUUID, fs)
+		fmt.Fprintf(w, "  %d %-5s   %8s at %s  PARTUUID=%s  %s\n", p.Number, p.Role, units.Bytes(p.Size), units.Bytes(p.Start), p.PartUUID, fs)
 	}
 	fmt.Fprintf(w, "  boot files %s\n", strings.Join(res.BootFiles, " "))
 	fmt.Fprintf(w, "  root      %d entries\n", res.RootEntries)

@@ -100,11 +100,11 @@ func initramfsPathErr(err error) error {
 
 func initramfsSummary(w io.Writer, b board.Board, res *initramfs.Result) {
 	size := res.CompressedBytes
-	fmt.Fprintf(w, "wrote %s: %s %s (cpio %s)\n", res.Output, initramfsBytes(size), res.Compression, initramfsBytes(res.UncompressedBytes))
+	fmt.Fprintf(w, "wrote %s: %s %s (cpio %s)\n", res.Output, units.Bytes(size), res.Compression, units.Bytes(res.UncompressedBytes))
 	fmt.Fprintf(w, "  board     %s\n", b.Name)
 	fmt.Fprintf(w, "  kernel    %s\n", res.KernelVersion)
-	fmt.Fprintf(w, "  init      %s\n", initramfsBytes(res.InitBytes))
-	fmt.Fprintf(w, "  modules   %d, %s, in load order: %s\n", len(res.ModuleNames), initramfsBytes(res.ModuleBytes), strings.Join(res.ModuleNames, " "))
+	fmt.Fprintf(w, "  init      %s\n", units.Bytes(res.InitBytes))
+	fmt.Fprintf(w, "  modules   %d, %s, in load order: %s\n", len(res.ModuleNames), units.Bytes(res.ModuleBytes), strings.Join(res.ModuleNames, " "))
 	if len(res.Omitted) > 0 {
 		fmt.Fprintf(w, "  left out  %s\n", strings.Join(res.Omitted, " "))
 	}
@@ -119,6 +119,3 @@ func initramfsSummary(w io.Writer, b board.Board, res *initramfs.Result) {
 		fmt.Fprintf(w, "  note:     %s\n", note)
 	}
 }
-
-// initramfsBytes formats a size in binary units, e.g. "2.5 MiB".
-func initramfsBytes(n int64) string { return units.Bytes(n) }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"bytes"
 	"os"
 	"os/exec"
@@ -116,8 +118,8 @@ func TestInitramfsBuild(t *testing.T) {
 
 func TestInitramfsBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 2639982: "2.5 MiB", 3 << 30: "3.0 GiB"} {
-		if got := initramfsBytes(n); got != want {
-			t.Errorf("initramfsBytes(%d) = %q, want %q", n, got, want)
+		if got := units.Bytes(n); got != want {
+			t.Errorf("units.Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -97,9 +97,6 @@ func MinMax(xs []float64) (lo, hi float64) {
 	return lo, hi
 }
 
-// HumanBytes renders a size in binary units, e.g. "91.5 MiB".
-func HumanBytes(n uint64) string { return units.Bytes(n) }
-
 // Summary describes a probe run for people: the mode, the layers, the
 // RAM layer's size, where a write went, and whether the image changed.
 func (r *Run) Summary() string {
@@ -130,9 +127,9 @@ func (r *Run) Summary() string {
 		if m, ok := rep.MountAt("/mnt/root-RW"); ok {
 			size := "size unknown"
 			if rep.RW != nil {
-				size = HumanBytes(rep.RW.Bytes())
+				size = units.Bytes(rep.RW.Bytes())
 				if rep.MemTotal > 0 {
-					size += fmt.Sprintf(" = %.0f%% of %s RAM", 100*float64(rep.RW.Bytes())/float64(rep.MemTotal), HumanBytes(rep.MemTotal))
+					size += fmt.Sprintf(" = %.0f%% of %s RAM", 100*float64(rep.RW.Bytes())/float64(rep.MemTotal), units.Bytes(rep.MemTotal))
 				}
 			}
 			line("upper layer", "%s %s at /mnt/root-RW, %s", m.FSType, m.Source, size)

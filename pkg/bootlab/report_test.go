@@ -38,14 +38,6 @@ func TestMedianMinMax(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 95931580: "91.5 MiB", 3 << 30: "3.0 GiB"} {
-		if got := HumanBytes(n); got != want {
-			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestTimingAndSummary(t *testing.T) {
 	rep := &Report{
 		T:        2.9,

@@ -1,6 +1,8 @@
 package flash
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -264,15 +266,15 @@ func readBack(t *Target, n int64, p *Progress) (string, error) {
 
 func describe(t *Target, info ImageInfo) string {
 	if !t.IsBlock {
-		return fmt.Sprintf("file %s (%s image)", t.Path, HumanBytes(info.Size))
+		return fmt.Sprintf("file %s (%s image)", t.Path, units.Bytes(info.Size))
 	}
 	d := t.Disk
-	s := fmt.Sprintf("%s (%s", t.Path, HumanBytes(d.SizeBytes))
+	s := fmt.Sprintf("%s (%s", t.Path, units.Bytes(d.SizeBytes))
 	if d.Model != "" {
 		s += ", " + d.Model
 	}
 	if len(d.Partitions) > 0 {
 		s += fmt.Sprintf(", %d partitions that will be lost", len(d.Partitions))
 	}
-	return s + fmt.Sprintf(") with a %s image", HumanBytes(info.Size))
+	return s + fmt.Sprintf(") with a %s image", units.Bytes(info.Size))
 }

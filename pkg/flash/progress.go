@@ -1,6 +1,8 @@
 package flash
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"fmt"
 	"io"
 	"strings"
@@ -43,7 +45,7 @@ func (p *Progress) Start(label string, total int64) {
 	p.lastDraw = time.Time{}
 	if !p.Terminal {
 		if total > 0 {
-			fmt.Fprintf(p.W, "%s: %s\n", label, HumanBytes(total))
+			fmt.Fprintf(p.W, "%s: %s\n", label, units.Bytes(total))
 		} else {
 			fmt.Fprintf(p.W, "%s\n", label)
 		}
@@ -124,12 +126,12 @@ func (p *Progress) Line(now time.Time) string {
 		} else {
 			b.WriteString(":")
 		}
-		fmt.Fprintf(&b, " %3d%% %s of %s", int(frac*100), HumanBytes(p.done), HumanBytes(p.total))
+		fmt.Fprintf(&b, " %3d%% %s of %s", int(frac*100), units.Bytes(p.done), units.Bytes(p.total))
 	} else {
-		fmt.Fprintf(&b, ": %s", HumanBytes(p.done))
+		fmt.Fprintf(&b, ": %s", units.Bytes(p.done))
 	}
 	if rate > 0 {
-		fmt.Fprintf(&b, ", %s/s", HumanBytes(int64(rate)))
+		fmt.Fprintf(&b, ", %s/s", units.Bytes(int64(rate)))
 		if p.total > 0 && p.done < p.total {
 			fmt.Fprintf(&b, ", %s left", Duration(float64(p.total-p.done)/rate))
 		} else {
@@ -137,20 +139,6 @@ func (p *Progress) Line(now time.Time) string {
 		}
 	}
 	return b.String()
-}
-
-// HumanBytes formats n in binary units: "512 B", "1.5 MiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // Duration formats seconds as M:SS or H:MM:SS.

@@ -18,6 +18,8 @@
 package flash
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/units"
+
 	"github.com/ofsroot/ofsroot/pkg/fstab"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 
@@ -274,7 +276,7 @@ func (s System) CheckTarget(path string, size int64, toFile bool) (*Target, erro
 	}
 	if size > d.SizeBytes {
 		return nil, &Refusal{Target: path, Reason: fmt.Sprintf("the device holds %d bytes (%s), the image is %d bytes (%s)",
-			d.SizeBytes, HumanBytes(d.SizeBytes), size, HumanBytes(size)), Hint: "use a larger card or disk"}
+			d.SizeBytes, units.Bytes(d.SizeBytes), size, units.Bytes(size)), Hint: "use a larger card or disk"}
 	}
 	return &Target{Path: path, IsBlock: true, Disk: d}, nil
 }
