@@ -28,20 +28,14 @@ func (b *boot) rescue(err error) {
 		policy, delay = cmdline.RescueReboot, cmdline.DefaultRescueDelay
 	}
 	if policy == cmdline.RescueShell {
-		for _, sh := range []string{"/bin/sh", "/bin/busybox"} {
-			if fi, statErr := os.Stat(sh); statErr == nil && fi.Mode().IsRegular() {
-				b.log.Errorf("rescue: starting %s on the console (ofs-rescue=shell); exit it to reboot", sh)
-				args := []string{sh}
-				if sh == "/bin/busybox" {
-					args = []string{sh, "sh"}
-				}
-				b.runShell(args)
-				policy, delay = cmdline.RescueReboot, 0
-				break
-			}
-		}
-		if policy == cmdline.RescueShell {
-			b.log.Errorf("rescue: ofs-rescue=shell but this initramfs has no shell; rebooting instead")
+		// ofsroot initramfs --shell puts the shell here.
+		const sh = "/bin/sh"
+		if fi, statErr := os.Stat(sh); statErr == nil && fi.Mode().IsRegular() {
+			b.log.Errorf("rescue: starting %s on the console (ofs-rescue=shell); exit it to reboot", sh)
+			b.runShell([]string{sh})
+			policy, delay = cmdline.RescueReboot, 0
+		} else {
+			b.log.Errorf("rescue: ofs-rescue=shell but this initramfs has no shell (build it with ofsroot initramfs --shell); rebooting instead")
 			policy = cmdline.RescueReboot
 		}
 	}
