@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -144,27 +143,7 @@ func imageBoot(t *testing.T, s *bootlab.Setup, kernel, initrd, img string, words
 	t.Helper()
 	s2 := *s
 	s2.Kernel.Vmlinuz = kernel
-	dir := filepath.Join(runDir, "boots", strings.ReplaceAll(t.Name(), "/", "_"))
-	bootSem <- struct{}{}
-	run, err := s2.Run(context.Background(), bootlab.RunSpec{Initrd: initrd, Image: img, Append: words, Dir: dir})
-	<-bootSem
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console log: %s", filepath.Join(dir, "console.log"))
-			if run != nil && run.Console != nil {
-				t.Logf("console tail:\n%s", tail(run.Console.Text, 40))
-			}
-		}
-	})
-	if run != nil && run.Console != nil {
-		statsMu.Lock()
-		stats = append(stats, bootStat{t.Name(), run.Console.Duration})
-		statsMu.Unlock()
-	}
-	if err != nil {
-		t.Fatalf("boot %q: %v", words, err)
-	}
-	assertNot(t, run.Console, "Kernel panic", "kernel panic")
+	run := runBoot(t, &s2, bootlab.RunSpec{Initrd: initrd, Image: img, Append: words})
 	if run.ReportErr != nil {
 		t.Fatalf("probe report: %v", run.ReportErr)
 	}

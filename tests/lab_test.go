@@ -225,6 +225,41 @@ type bootCase struct {
 	replies []bootlab.Reply
 }
 
+// runBoot boots spec on s, at most maxBoots at a time, into a folder
+// named after the test (unless spec.Dir says), and records how long QEMU
+// ran. It fails the test if QEMU did not end by itself or the kernel
+// panicked, and on any failure says where the console log is and shows
+// its tail.
+func runBoot(t *testing.T, s *bootlab.Setup, spec bootlab.RunSpec) *bootlab.Run {
+	t.Helper()
+	if spec.Dir == "" {
+		spec.Dir = filepath.Join(runDir, "boots", strings.ReplaceAll(t.Name(), "/", "_"))
+	}
+	bootSem <- struct{}{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run, err := s.Run(ctx, spec)
+	<-bootSem
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console log: %s", filepath.Join(spec.Dir, "console.log"))
+			if run != nil && run.Console != nil {
+				t.Logf("console tail:\n%s", tail(run.Console.Text, 60))
+			}
+		}
+	})
+	if run != nil && run.Console != nil {
+		statsMu.Lock()
+		stats = append(stats, bootStat{t.Name(), run.Console.Duration})
+		statsMu.Unlock()
+	}
+	if err != nil || run == nil {
+		t.Fatalf("boot %s %q: %v", s.Board.Name, spec.Append, err)
+	}
+	assertNot(t, run.Console, "Kernel panic", "kernel panic")
+	return run
+}
+
 // boot runs c and returns the run. It fails the test if QEMU does not
 // exit by itself, if the kernel panics, or (unless c.noProbe) if the probe
 // did not report. On failure it prints where the console log is and the
@@ -246,35 +281,7 @@ func boot(t *testing.T, c bootCase) *bootlab.Run {
 		root = "root=" + c.root
 	}
 	words := append([]string{root}, c.words...)
-	dir := filepath.Join(runDir, "boots", strings.ReplaceAll(t.Name(), "/", "_"))
-
-	bootSem <- struct{}{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	run, err := s.Run(ctx, bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: words, Dir: dir, Replies: c.replies})
-	<-bootSem
-
-	log := filepath.Join(dir, "console.log")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console log: %s", log)
-			if run != nil && run.Console != nil {
-				t.Logf("console tail:\n%s", tail(run.Console.Text, 40))
-			}
-		}
-	})
-	if run == nil {
-		t.Fatalf("boot %s %q: %v", c.board, words, err)
-	}
-	if run.Console != nil {
-		statsMu.Lock()
-		stats = append(stats, bootStat{t.Name(), run.Console.Duration})
-		statsMu.Unlock()
-	}
-	if err != nil {
-		t.Fatalf("boot %s %q: %v", c.board, words, err)
-	}
-	assertNot(t, run.Console, "Kernel panic", "kernel panic")
+	run := runBoot(t, s, bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: words, Replies: c.replies})
 	assertNot(t, run.Console, "the init panicked", "a panic recovered in the init")
 	assertNot(t, run.Console, "freeing the initramfs", "a failure to free the initramfs")
 	if c.noProbe {

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
@@ -51,28 +50,8 @@ func bootOfsctl(t *testing.T, v variant, words []string, nRuns int) (*bootlab.Ru
 	l, img := ofsctlRoot(t)
 	initrd, _ := l.initrd(t, v)
 	s := l.setup
-	dir := filepath.Join(runDir, "boots", strings.ReplaceAll(t.Name(), "/", "_"))
 	words = append([]string{"root=" + s.Board.QEMU.DiskDevice}, words...)
-	bootSem <- struct{}{}
-	run, err := s.Run(context.Background(), bootlab.RunSpec{Initrd: initrd, Image: img, Append: words, Dir: dir})
-	<-bootSem
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console log: %s", filepath.Join(dir, "console.log"))
-			if run != nil && run.Console != nil {
-				t.Logf("console tail:\n%s", tail(run.Console.Text, 60))
-			}
-		}
-	})
-	if run != nil && run.Console != nil {
-		statsMu.Lock()
-		stats = append(stats, bootStat{t.Name(), run.Console.Duration})
-		statsMu.Unlock()
-	}
-	if err != nil {
-		t.Fatalf("boot %q: %v", words, err)
-	}
-	assertNot(t, run.Console, "Kernel panic", "kernel panic")
+	run := runBoot(t, s, bootlab.RunSpec{Initrd: initrd, Image: img, Append: words})
 	if run.ReportErr != nil {
 		t.Fatalf("probe report: %v", run.ReportErr)
 	}

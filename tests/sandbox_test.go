@@ -1,9 +1,6 @@
 package tests
 
 import (
-	"context"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ofsroot/ofsroot/pkg/bootlab"
@@ -18,27 +15,8 @@ func sandboxBoot(t *testing.T, words ...string) *bootlab.Run {
 	l := getLab(t, "qemu-x86_64")
 	initrdPath, _ := l.initrd(t, variant{apparmor: true})
 	img, root := l.setup.DefaultRoot()
-	dir := filepath.Join(runDir, "boots", strings.ReplaceAll(t.Name(), "/", "_"))
-	bootSem <- struct{}{}
-	run, err := l.setup.Run(context.Background(), bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: append([]string{root}, words...), Dir: dir})
-	<-bootSem
-	t.Cleanup(func() {
-		if t.Failed() && run != nil && run.Console != nil {
-			t.Logf("console log: %s\nconsole tail:\n%s", filepath.Join(dir, "console.log"), tail(run.Console.Text, 60))
-		}
-	})
-	if run == nil {
-		t.Fatalf("boot %q: %v", words, err)
-	}
-	if run.Console != nil {
-		statsMu.Lock()
-		stats = append(stats, bootStat{t.Name(), run.Console.Duration})
-		statsMu.Unlock()
-	}
-	if err != nil {
-		t.Fatalf("boot %q: %v (QEMU must exit by itself: the supervisor reboots)", words, err)
-	}
-	assertNot(t, run.Console, "Kernel panic", "kernel panic")
+	// QEMU must exit by itself: the supervisor reboots.
+	run := runBoot(t, l.setup, bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: append([]string{root}, words...)})
 	assertNot(t, run.Console, "the init panicked", "a panic recovered in the init")
 	if run.ReportErr != nil {
 		t.Fatalf("probe report: %v", run.ReportErr)

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/diskimage"
+
 	"context"
 	"os"
 	"os/exec"
@@ -120,7 +122,7 @@ func prepareUBoot(t *testing.T) (*lab, *ubootLab) {
 	if _, err := bootlab.MakeMBRDisk(bootlab.Disk{FS: fs, Partition: bootlab.RootPartition, PowerOfTwo: true}, u.sd); err != nil {
 		t.Fatal(err)
 	}
-	if u.sdSum, err = bootlab.SHA256File(u.sd); err != nil {
+	if u.sdSum, err = diskimage.SHA256File(u.sd); err != nil {
 		t.Fatal(err)
 	}
 	return l, u
@@ -365,7 +367,7 @@ func TestUBoot(t *testing.T) {
 	})
 
 	sess.Close()
-	if sum, err := bootlab.SHA256File(u.sd); err != nil || sum != u.sdSum {
+	if sum, err := diskimage.SHA256File(u.sd); err != nil || sum != u.sdSum {
 		t.Errorf("the SD card (the root) was written during six boots: sha256 %s before, %s after (%v)", u.sdSum, sum, err)
 	}
 }

@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/diskimage"
+
 	"bytes"
 	"encoding/base64"
 	"os"
@@ -238,12 +240,12 @@ func TestImages(t *testing.T) {
 		}
 	}
 	// The same input gives the same image.
-	sum1, _ := SHA256File(img)
+	sum1, _ := diskimage.SHA256File(img)
 	img2 := filepath.Join(dir, "root2.ext4")
 	if err := MakeExt4(fs, img2); err != nil {
 		t.Fatal(err)
 	}
-	if sum2, _ := SHA256File(img2); sum1 != sum2 {
+	if sum2, _ := diskimage.SHA256File(img2); sum1 != sum2 {
 		t.Errorf("mkfs.ext4 twice gave different images: %s %s", sum1, sum2)
 	}
 
@@ -276,8 +278,8 @@ func TestImages(t *testing.T) {
 	if _, err := MakeMBRDisk(Disk{FS: fs, Partition: 2, PowerOfTwo: true}, disk2); err != nil {
 		t.Fatal(err)
 	}
-	d1, _ := SHA256File(disk)
-	if d2, _ := SHA256File(disk2); d1 != d2 {
+	d1, _ := diskimage.SHA256File(disk)
+	if d2, _ := diskimage.SHA256File(disk2); d1 != d2 {
 		t.Errorf("MakeMBRDisk twice gave different images: %s %s", d1, d2)
 	}
 
@@ -285,8 +287,8 @@ func TestImages(t *testing.T) {
 	if err := CopySparse(disk, cp); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := SHA256File(disk)
-	c, _ := SHA256File(cp)
+	a, _ := diskimage.SHA256File(disk)
+	c, _ := diskimage.SHA256File(cp)
 	if a != c {
 		t.Error("CopySparse changed the content")
 	}

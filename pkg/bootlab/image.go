@@ -2,10 +2,9 @@ package bootlab
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/ofsroot/ofsroot/pkg/diskimage"
 	"io"
 	"os"
 	"os/exec"
@@ -137,48 +136,7 @@ func mkfsExt4(e Ext4, out string, offset int64) error {
 	if o, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("mkfs.ext4 %s: %v\n%s", strings.Join(args, " "), err, o)
 	}
-	return pinTimes(e.Dir, out, offset)
-}
-
-// pinTimes sets every copied inode's times to SourceDateEpoch with
-// debugfs: mke2fs 1.47.0 copies ctime and atime from the host files,
-// which no one can set, so images would differ from run to run.
-func pinTimes(dir, image string, offset int64) error {
-	var cmds strings.Builder
-	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		for _, field := range []string{"atime", "ctime", "mtime", "crtime"} {
-			fmt.Fprintf(&cmds, "sif \"%s\" %s @%d\n", filepath.Join("/", rel), field, SourceDateEpoch)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	target := image
-	if offset > 0 {
-		target = fmt.Sprintf("%s?offset=%d", image, offset)
-	}
-	cmd := exec.Command("debugfs", "-w", "-f", "-", target)
-	cmd.Stdin = strings.NewReader(cmds.String())
-	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+strconv.Itoa(SourceDateEpoch))
-	o, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("debugfs -w %s: %v\n%s", target, err, o)
-	}
-	// debugfs reports a failed request on its output and exits 0.
-	for _, l := range strings.Split(string(o), "\n") {
-		if strings.HasPrefix(l, "sif:") || strings.Contains(l, "File not found") {
-			return fmt.Errorf("debugfs -w %s: %s", target, l)
-		}
-	}
-	return nil
+	return diskimage.PinTimes(out, offset, e.Dir, SourceDateEpoch)
 }
 
 // Disk describes a partitioned MBR disk to make.
@@ -280,20 +238,6 @@ func ReadPartitionTable(image string) (*SfdiskDump, error) {
 		return nil, fmt.Errorf("sfdisk --json %s: %w", image, err)
 	}
 	return &d, nil
-}
-
-// SHA256File returns the hex SHA-256 of a file.
-func SHA256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // CopySparse copies a disk image, leaving holes where the source has

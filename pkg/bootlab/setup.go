@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/diskimage"
+
 	"context"
 	"errors"
 	"fmt"
@@ -169,7 +171,7 @@ func (s *Setup) Run(ctx context.Context, r RunSpec) (*Run, error) {
 			return nil, err
 		}
 		var err error
-		if out.ImageBefore, err = SHA256File(out.Image); err != nil {
+		if out.ImageBefore, err = diskimage.SHA256File(out.Image); err != nil {
 			return nil, err
 		}
 		spec.Disk = out.Image
@@ -181,7 +183,7 @@ func (s *Setup) Run(ctx context.Context, r RunSpec) (*Run, error) {
 	}
 	if out.Image != "" {
 		var err error
-		if out.ImageAfter, err = SHA256File(out.Image); err != nil {
+		if out.ImageAfter, err = diskimage.SHA256File(out.Image); err != nil {
 			return out, errors.Join(bootErr, err)
 		}
 	}

@@ -284,7 +284,7 @@ func Build(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	sum, err := sha256File(tmp)
+	sum, err := SHA256File(tmp)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +379,8 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-func sha256File(path string) (string, error) {
+// SHA256File returns the hex SHA-256 of a file.
+func SHA256File(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

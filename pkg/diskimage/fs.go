@@ -218,10 +218,14 @@ func makeExt4(image string, p Partition, dir string, entries int64, epoch int64)
 	if dir == "" || epoch == 0 {
 		return nil
 	}
-	return pinTimes(image, p.Start, dir, epoch)
+	return PinTimes(image, p.Start, dir, epoch)
 }
 
-func pinTimes(image string, offset int64, dir string, epoch int64) error {
+// PinTimes sets the atime, ctime and crtime of every file of dir, as
+// found in the ext4 filesystem at offset in image, to epoch with
+// debugfs: mke2fs -d takes them from the host (modification times it
+// copies from dir). Names debugfs cannot express are an error.
+func PinTimes(image string, offset int64, dir string, epoch int64) error {
 	var cmds strings.Builder
 	err := filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
 		if err != nil {
