@@ -66,26 +66,87 @@ func EditCmdlineTxt(text string, add []string) (string, bool) {
 	return strings.Join(words, " ") + "\n", true
 }
 
-// EditExtlinux edits every "append" line of an extlinux.conf (keyword in
-// any case, any indentation) and reports how many there are and how many
-// it changed. Other lines are kept byte for byte.
-func EditExtlinux(text string, add []string) (out string, appends, changed int) {
+// ExtlinuxEdit is what EditExtlinux did.
+type ExtlinuxEdit struct {
+	Text    string   // the edited file
+	Appends int      // append lines of entries that load an initramfs
+	Changed int      // of those, how many it changed
+	Skipped []string // labels left alone: they load no initramfs
+}
+
+// EditExtlinux edits the "append" lines of an extlinux.conf (keywords in
+// any case, any indentation) of the entries that load an initramfs: the
+// overlay words mean nothing to a kernel booted without ofsroot's
+// initramfs (a rescue entry with no initrd line must not be told
+// overlayfs=yes). An entry loads one when it has an "initrd" line or an
+// initrd= word on its append line. An append line before the first label
+// is the default of every entry without one of its own: it is edited when
+// such an entry loads an initramfs. Other lines are kept byte for byte.
+func EditExtlinux(text string, add []string) ExtlinuxEdit {
 	lines := strings.SplitAfter(text, "\n")
+	type entry struct {
+		label   string
+		appends []int // line numbers of its append lines
+		initrd  bool
+	}
+	global := &entry{}
+	entries := []*entry{}
+	cur := global
 	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		switch strings.ToLower(f[0]) {
+		case "label":
+			cur = &entry{label: strings.Join(f[1:], " ")}
+			entries = append(entries, cur)
+		case "initrd":
+			cur.initrd = true
+		case "append":
+			cur.appends = append(cur.appends, i)
+			for _, w := range f[1:] {
+				if strings.HasPrefix(w, "initrd=") {
+					cur.initrd = true
+				}
+			}
+		}
+	}
+	var edit []int
+	var skipped []string
+	globalLoads := global.initrd // an initrd= word on the default line
+	for _, e := range entries {
+		if len(e.appends) == 0 && globalLoads {
+			e.initrd = true
+		}
+		switch {
+		case !e.initrd:
+			if len(e.appends) > 0 || len(global.appends) > 0 {
+				skipped = append(skipped, e.label)
+			}
+		case len(e.appends) > 0:
+			edit = append(edit, e.appends...)
+		default:
+			global.initrd = true // it boots with the default append line
+		}
+	}
+	if global.initrd {
+		edit = append(edit, global.appends...)
+	}
+	r := ExtlinuxEdit{Appends: len(edit), Skipped: skipped}
+	for _, i := range edit {
+		l := lines[i]
 		body := strings.TrimRight(l, "\r\n")
 		eol := l[len(body):]
 		trimmed := strings.TrimLeft(body, " \t")
 		indent := body[:len(body)-len(trimmed)]
 		f := strings.Fields(trimmed)
-		if len(f) == 0 || !strings.EqualFold(f[0], "append") {
-			continue
-		}
-		appends++
 		words, ok := EditWords(f[1:], add)
 		if ok {
 			lines[i] = indent + f[0] + " " + strings.Join(words, " ") + eol
-			changed++
+			r.Changed++
 		}
 	}
-	return strings.Join(lines, ""), appends, changed
+	r.Text = strings.Join(lines, "")
+	return r
 }

@@ -60,21 +60,81 @@ label l0r
 `
 
 func TestEditExtlinux(t *testing.T) {
-	got, appends, changed := EditExtlinux(extlinux, words)
-	if appends != 2 || changed != 2 {
-		t.Errorf("appends %d, changed %d", appends, changed)
+	ed := EditExtlinux(extlinux, words)
+	if ed.Appends != 1 || ed.Changed != 1 {
+		t.Errorf("appends %d, changed %d", ed.Appends, ed.Changed)
 	}
+	// The rescue entry has no initrd line: the overlay words would mean
+	// nothing to the kernel it boots, so it is left as it was.
 	want := strings.Replace(extlinux, "\tappend root=/dev/mmcblk0p1 ro quiet\n", "\tappend root=/dev/mmcblk0p1 ro quiet overlayfs=yes ofs-size=20\n", 1)
-	want = strings.Replace(want, "\tAPPEND root=/dev/mmcblk0p1 ro single overlayfs=no\n", "\tAPPEND root=/dev/mmcblk0p1 ro single overlayfs=yes ofs-size=20\n", 1)
-	if got != want {
-		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	if ed.Text != want {
+		t.Errorf("got:\n%s\nwant:\n%s", ed.Text, want)
 	}
-	again, _, changed := EditExtlinux(got, words)
-	if again != got || changed != 0 {
+	if len(ed.Skipped) != 1 || ed.Skipped[0] != "l0r" {
+		t.Errorf("skipped %q, want [l0r]", ed.Skipped)
+	}
+	again := EditExtlinux(ed.Text, words)
+	if again.Text != ed.Text || again.Changed != 0 {
 		t.Error("a second edit changed it again")
 	}
-	if _, appends, _ := EditExtlinux("default x\nlabel x\n  kernel /zImage\n", words); appends != 0 {
-		t.Error("no append line: want 0")
+}
+
+// TestEditExtlinuxEntries tries the layouts an extlinux.conf comes in:
+// which append lines are edited depends on whether their entry loads an
+// initramfs, by an initrd line or an initrd= word, own or inherited.
+func TestEditExtlinuxEntries(t *testing.T) {
+	const w = " overlayfs=yes ofs-size=20"
+	for _, c := range []struct {
+		name, in string
+		edited   []string // the append lines that must gain the words
+		kept     []string // the append lines that must not
+		skipped  int
+	}{
+		{"no append line", "default x\nlabel x\n  kernel /zImage\n  initrd /initrd\n", nil, nil, 0},
+		{"no initrd anywhere", "label a\n kernel /k\n append root=/dev/sda1\n", nil, []string{" append root=/dev/sda1"}, 1},
+		{"initrd= word", "label a\n kernel /k\n append initrd=/i root=/dev/sda1\n", []string{" append initrd=/i root=/dev/sda1"}, nil, 0},
+		{"upper-case keywords", "LABEL a\n KERNEL /k\n INITRD /i\n APPEND root=/dev/sda1\n", []string{" APPEND root=/dev/sda1"}, nil, 0},
+		{"global append used by an initrd entry",
+			"append root=/dev/sda1\nlabel a\n kernel /k\n initrd /i\n",
+			[]string{"append root=/dev/sda1"}, nil, 0},
+		{"global append, only entries without initrd",
+			"append root=/dev/sda1\nlabel a\n kernel /k\n",
+			nil, []string{"append root=/dev/sda1"}, 1},
+		{"global initrd= word inherited",
+			"append initrd=/i root=/dev/sda1\nlabel a\n kernel /k\nlabel b\n kernel /k2\n append root=/dev/sdb1\n",
+			[]string{"append initrd=/i root=/dev/sda1"}, []string{" append root=/dev/sdb1"}, 1},
+		{"two entries, one rescue",
+			"label a\n\tlinux /k\n\tinitrd /i\n\tappend ro\nlabel r\n\tlinux /k\n\tappend ro single\n",
+			[]string{"\tappend ro"}, []string{"\tappend ro single"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ed := EditExtlinux(c.in, words)
+			lines := strings.Split(ed.Text, "\n")
+			has := func(l string) bool {
+				for _, x := range lines {
+					if x == l {
+						return true
+					}
+				}
+				return false
+			}
+			for _, l := range c.edited {
+				if !has(l + w) {
+					t.Errorf("%q not edited:\n%s", l, ed.Text)
+				}
+			}
+			for _, l := range c.kept {
+				if !has(l) {
+					t.Errorf("%q changed:\n%s", l, ed.Text)
+				}
+			}
+			if ed.Appends != len(c.edited) || ed.Changed != len(c.edited) {
+				t.Errorf("appends %d, changed %d, want %d", ed.Appends, ed.Changed, len(c.edited))
+			}
+			if len(ed.Skipped) != c.skipped {
+				t.Errorf("skipped %q, want %d", ed.Skipped, c.skipped)
+			}
+		})
 	}
 }
 
@@ -133,8 +193,11 @@ func TestInstallFolder(t *testing.T) {
 	if c := res.Changes[0]; c.Path != "/boot/initrd.img-6.1.0-50-armmp" || c.Action != "replaced" || !strings.HasSuffix(c.Backup, "initrd.img-6.1.0-50-armmp.ofsroot-old") {
 		t.Errorf("change 0: %+v", c)
 	}
-	if c := res.Changes[1]; c.Path != "/boot/extlinux/extlinux.conf" || c.Action != "edited" || !strings.Contains(c.String(), "2 append line(s) now have overlayfs=yes ofs-size=20") {
+	if c := res.Changes[1]; c.Path != "/boot/extlinux/extlinux.conf" || c.Action != "edited" || !strings.Contains(c.String(), "1 append line(s) now have overlayfs=yes ofs-size=20") {
 		t.Errorf("change 1: %s", c)
+	}
+	if len(res.Advice) != 1 || !strings.Contains(res.Advice[0], `entry "l0r" loads no initramfs`) {
+		t.Errorf("advice %q, want the rescue entry named as left alone", res.Advice)
 	}
 	after := snapshot(t, root)
 	want := map[string]string{

@@ -149,13 +149,16 @@ func Into(p Places, o Options) (*Result, error) {
 		if err != nil {
 			continue
 		}
-		text, appends, changed := EditExtlinux(string(old), words)
+		ed := EditExtlinux(string(old), words)
+		for _, l := range ed.Skipped {
+			pl.advice = append(pl.advice, fmt.Sprintf("%s/%s: entry %q loads no initramfs, so the overlay words would do nothing there: left as it is", p.BootShown, name, l))
+		}
 		switch {
-		case appends == 0:
-			pl.advice = append(pl.advice, fmt.Sprintf("%s/%s has no append line: add one with %s", p.BootShown, name, strings.Join(words, " ")))
-		case changed > 0:
-			pl.writes = append(pl.writes, write{dir: p.Boot, name: name, shown: p.BootShown + "/" + name, data: []byte(text),
-				action: "edited", note: fmt.Sprintf("%d append line(s) now have %s", changed, strings.Join(words, " "))})
+		case ed.Appends == 0:
+			pl.advice = append(pl.advice, fmt.Sprintf("%s/%s has no append line for an entry that loads an initramfs: add one with %s", p.BootShown, name, strings.Join(words, " ")))
+		case ed.Changed > 0:
+			pl.writes = append(pl.writes, write{dir: p.Boot, name: name, shown: p.BootShown + "/" + name, data: []byte(ed.Text),
+				action: "edited", note: fmt.Sprintf("%d append line(s) now have %s", ed.Changed, strings.Join(words, " "))})
 		}
 		edited = true
 	}
