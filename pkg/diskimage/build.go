@@ -130,7 +130,7 @@ func Build(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	m, err := MeasureTree(tree)
+	m, err := measureTree(tree, o.SourceDateEpoch)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ func Build(o Options) (*Result, error) {
 	if err := os.WriteFile(filepath.Join(boot, ExtlinuxFile), []byte(Extlinux(o.Board.Name, dtbName, cmdline)), 0o644); err != nil {
 		return nil, err
 	}
-	bm, err := MeasureTree(boot)
+	bm, err := measureTree(boot, o.SourceDateEpoch)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +313,11 @@ type TreeStats struct {
 }
 
 // MeasureTree walks dir without following links.
-func MeasureTree(dir string) (TreeStats, error) {
+func MeasureTree(dir string) (TreeStats, error) { return measureTree(dir, 0) }
+
+// measureTree is MeasureTree with modification times later than clamp
+// (when not 0) counted as clamp, as the image will hold them.
+func measureTree(dir string, clamp int64) (TreeStats, error) {
 	var s TreeStats
 	h := sha256.New()
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -336,7 +340,11 @@ func MeasureTree(dir string) (TreeStats, error) {
 				s.Blocks++
 			}
 		}
-		fmt.Fprintf(h, "%q %v %d:%d %d %d %q %d\n", rel, fi.Mode(), uid, gid, fi.Size(), fi.ModTime().Unix(), target, rdev)
+		mtime := fi.ModTime().Unix()
+		if clamp != 0 && mtime > clamp {
+			mtime = clamp
+		}
+		fmt.Fprintf(h, "%q %v %d:%d %d %d %q %d\n", rel, fi.Mode(), uid, gid, fi.Size(), mtime, target, rdev)
 		return nil
 	})
 	if err != nil {

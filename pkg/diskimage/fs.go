@@ -199,8 +199,8 @@ func patchVolumeID(image string, off int64, vol string) error {
 // makeExt4 formats partition p of image as ext4 holding dir (none when
 // empty) with mkfs.ext4 -d, which keeps owners, modes, device nodes,
 // links and xattrs. With epoch set, debugfs pins the times mke2fs takes
-// from the host (atime, ctime, crtime); modification times stay the
-// source's.
+// from the host (atime, ctime, crtime) and clamps modification times
+// later than epoch to it, so a regenerated tree gives the same bytes.
 func makeExt4(image string, p Partition, dir string, entries int64, epoch int64) error {
 	ext := []string{"offset=" + strconv.FormatInt(p.Start, 10), "hash_seed=" + p.FSUUID}
 	args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-L", p.Label, "-U", p.FSUUID, "-E", strings.Join(ext, ",")}
@@ -223,11 +223,12 @@ func makeExt4(image string, p Partition, dir string, entries int64, epoch int64)
 
 // PinTimes sets the atime, ctime and crtime of every file of dir, as
 // found in the ext4 filesystem at offset in image, to epoch with
-// debugfs: mke2fs -d takes them from the host (modification times it
-// copies from dir). Names debugfs cannot express are an error.
+// debugfs (mke2fs -d takes them from the host), and clamps modification
+// times (which mke2fs copies from dir) to at most epoch, as
+// SOURCE_DATE_EPOCH asks. Names debugfs cannot express are an error.
 func PinTimes(image string, offset int64, dir string, epoch int64) error {
 	var cmds strings.Builder
-	err := filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
@@ -236,7 +237,11 @@ func PinTimes(image string, offset int64, dir string, epoch int64) error {
 		if strings.ContainsAny(name, "\"\n") {
 			return fmt.Errorf("cannot pin the time stamps of %q in the ext4 root (debugfs cannot name it): rename it or leave SOURCE_DATE_EPOCH unset", name)
 		}
-		for _, field := range []string{"atime", "ctime", "crtime"} {
+		fields := []string{"atime", "ctime", "crtime"}
+		if info.ModTime().Unix() > epoch {
+			fields = append(fields, "mtime")
+		}
+		for _, field := range fields {
 			fmt.Fprintf(&cmds, "sif \"%s\" %s @%d\n", name, field, epoch)
 		}
 		return nil
@@ -265,13 +270,13 @@ func PinTimes(image string, offset int64, dir string, epoch int64) error {
 // squashfs reads), keeping owners, modes, device nodes and xattrs.
 func mksquashfs(dir, out string, epoch int64) error {
 	args := []string{dir, out, "-noappend", "-comp", "gzip", "-no-progress", "-quiet"}
-	if epoch != 0 {
-		e := strconv.FormatInt(epoch, 10)
-		// squashfs keeps only modification times, the source's; the
-		// creation time is the one the build adds.
-		args = append(args, "-mkfs-time", e, "-reproducible")
+	if epoch == 0 {
+		return run(nil, "mksquashfs", args...)
 	}
-	return run(nil, "mksquashfs", args...)
+	// squashfs keeps only modification times; with SOURCE_DATE_EPOCH
+	// in its environment mksquashfs (4.4+) stamps the creation time
+	// with it and clamps later modification times to it.
+	return run(epochEnv(epoch), "mksquashfs", append(args, "-reproducible")...)
 }
 
 // writeAt copies the file src into partition p of image.
