@@ -116,6 +116,10 @@ func Ext4(t *testing.T, tree string) (mnt, image string) {
 	image, mnt = filepath.Join(dir, "root.img"), filepath.Join(dir, "ro")
 	run(t, "mkfs.ext4", "-q", "-F", "-d", tree, "-E", "root_owner=0:0", image, "32M")
 	loop := strings.TrimSpace(run(t, "losetup", "--find", "--show", image))
+	// A loop device keeps a read-only flag set by BLKROSET (blockdev
+	// --setro) across detach and attach: whatever used this one before
+	// must not make the root unwritable for maintenance.
+	run(t, "blockdev", "--setrw", loop)
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
