@@ -20,7 +20,7 @@ import (
 
 // Compression names, as Image reports them.
 const (
-	Raw  = "none"
+	Raw  = "raw"
 	Gzip = "gzip"
 	XZ   = "xz"
 	Zstd = "zstd"

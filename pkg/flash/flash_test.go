@@ -22,12 +22,13 @@ func TestSniff(t *testing.T) {
 		head []byte
 		want string
 	}{
-		{[]byte{0x1f, 0x8b, 8, 0}, Gzip},
-		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, XZ},
-		{[]byte{0x28, 0xb5, 0x2f, 0xfd, 0}, Zstd},
-		{[]byte{0xeb, 0x3c, 0x90}, Raw},
-		{nil, Raw},
-		{[]byte{0xfd, '7', 'z'}, Raw},
+		// The names as users read them ("wrote x: 1 MiB (raw image)").
+		{[]byte{0x1f, 0x8b, 8, 0}, "gzip"},
+		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, "xz"},
+		{[]byte{0x28, 0xb5, 0x2f, 0xfd, 0}, "zstd"},
+		{[]byte{0xeb, 0x3c, 0x90}, "raw"},
+		{nil, "raw"},
+		{[]byte{0xfd, '7', 'z'}, "raw"},
 	} {
 		if got := Sniff(tc.head); got != tc.want {
 			t.Errorf("Sniff(% x) = %s, want %s", tc.head, got, tc.want)
