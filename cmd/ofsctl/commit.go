@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -32,6 +33,10 @@ func runCommit(args []string, stdout, stderr io.Writer) error {
 	plan, err := commitchanges.Commit(commitchanges.Options{
 		Lower: *lower, Upper: *upper, Paths: fs.Args(), Ignore: layerIgnore(*lower, *upper), DryRun: *dry,
 	})
+	var typo *commitchanges.ErrNoSuchPath
+	if errors.As(err, &typo) {
+		return fmt.Errorf("%w: %v", cli.ErrUsage, err)
+	}
 	if plan == nil {
 		plan = []overlaydiff.Change{}
 	}

@@ -143,6 +143,17 @@ func TestDiffAndCommit(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "nothing to keep") {
 		t.Errorf("commit again: exit %d %q", code, errOut)
 	}
+	// A typo is not "the same in the real root": it fails, as a usage
+	// error, and nothing is written; a deleted file is still a change.
+	code, _, errOut = ofsctl(t, append(append([]string{"commit"}, layers...), "/etc/fstba")...)
+	if code != 2 || !strings.Contains(errOut, "/etc/fstba is neither in the RAM layer nor in the real root") {
+		t.Errorf("commit of a mistyped path: exit %d %q", code, errOut)
+	}
+	overlaydifftest.Expect(t, before, overlaydifftest.Snapshot(t, lower), "~/etc/fstab")
+	code, out, errOut = ofsctl(t, append(append([]string{"commit", "--dry-run"}, layers...), "/etc/motd")...)
+	if code != 0 || out != "D /etc/motd\n" {
+		t.Errorf("commit --dry-run of a deleted file: exit %d %q %q", code, out, errOut)
+	}
 }
 
 // TestMaint runs a command through maint in a real, read-only ext4 root:

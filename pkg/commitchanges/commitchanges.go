@@ -88,6 +88,11 @@ func Plan(o Options) ([]overlaydiff.Change, error) {
 			break
 		}
 	}
+	for _, p := range o.Paths {
+		if err := exists(o.Lower, o.Upper, overlaydiff.Clean(p)); err != nil {
+			return nil, err
+		}
+	}
 	var out []overlaydiff.Change
 	for _, c := range picked {
 		out = append(out, c)
@@ -95,6 +100,27 @@ func Plan(o Options) ([]overlaydiff.Change, error) {
 	out = append(out, opaque...)
 	sort.SliceStable(out, func(i, j int) bool { return overlaydiff.Less(out[i].Path, out[j].Path) })
 	return out, nil
+}
+
+// ErrNoSuchPath is a path to commit that is neither in the real root nor
+// in the RAM layer: most likely a typo. It wraps os.ErrNotExist.
+type ErrNoSuchPath struct{ Path string }
+
+func (e *ErrNoSuchPath) Error() string {
+	return fmt.Sprintf("%s is neither in the RAM layer nor in the real root: nothing to keep there (is it mistyped? ofsctl diff lists what changed)", e.Path)
+}
+func (e *ErrNoSuchPath) Unwrap() error { return os.ErrNotExist }
+
+// exists says whether p is in the upper layer (a change, a whiteout) or
+// in the lower one (unchanged, or deleted or hidden by a change above
+// it, whose change Plan picks).
+func exists(lower, upper, p string) error {
+	for _, layer := range []string{upper, lower} {
+		if _, err := os.Lstat(filepath.Join(layer, p)); err == nil {
+			return nil
+		}
+	}
+	return &ErrNoSuchPath{Path: p}
 }
 
 func hasWhat(c overlaydiff.Change, w string) bool {
