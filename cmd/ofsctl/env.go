@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"github.com/ofsroot/ofsroot/pkg/cli"
@@ -75,6 +76,11 @@ func (f envFlags) parse(args []string) error {
 // open reads the configuration and opens the environment.
 func (f envFlags) open(stderr io.Writer) (*ubootenv.Store, error) {
 	cfg, err := ubootenv.ReadConfig(*f.config)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: no %s, which says where U-Boot keeps its environment (lines of DEVICE OFFSET SIZE [SECTOR]).\n"+
+			"Write one: `ofsroot bootfiles --board BOARD --fw-env-config FILE` makes it for a known board (the Nitrogen6's is\n"+
+			"`/dev/mtd0 0xC0000 0x2000 0x1000`), or give another with -c FILE", cli.ErrUsage, *f.config)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -219,3 +219,15 @@ func TestEnvWithLibubootenv(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvNoConfig: without fw_env.config, env and overlay say what they
+// looked for and how to write one, as a usage error.
+func TestEnvNoConfig(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "fw_env.config")
+	for _, args := range [][]string{{"env", "print", "-c", missing}, {"env", "set", "-c", missing, "overlayfs", "yes"}} {
+		code, _, errOut := ofsctl(t, args...)
+		if code != 2 || !strings.Contains(errOut, "no "+missing) || !strings.Contains(errOut, "--fw-env-config") {
+			t.Errorf("%q: exit %d %q", args, code, errOut)
+		}
+	}
+}
