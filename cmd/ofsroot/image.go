@@ -142,6 +142,9 @@ func runImage(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: %s %s: %v", errUsage, f.name, f.path, initramfsPathErr(err))
 		}
 	}
+	if err := checkOutputFolder("--output", *output); err != nil {
+		return err
+	}
 	var files []diskimage.BootFile
 	for _, bf := range bootFiles {
 		src, name, ok := strings.Cut(bf, ":")

@@ -38,6 +38,8 @@ func TestImageInstallFlashUsage(t *testing.T) {
 		{"install help", []string{"install", "--help"}, 0, []string{"Usage: ofsroot install --board NAME", "TARGET"}},
 		{"install no target", []string{"install", "--board", "sabrelite"}, 2, []string{"want one TARGET"}},
 		{"install no board", []string{"install", tmp}, 2, []string{"missing --board"}},
+		{"image output folder missing", []string{"image", "--board", "sabrelite", "--kernel", tmp, "--rootfs", tmp, "--output", filepath.Join(tmp, "no", "sd.img")}, 2, []string{"--output", "its folder", "no such file"}},
+		{"initramfs output folder missing", []string{"initramfs", "--board", "sabrelite", "--kernel", tmp, "--output", filepath.Join(tmp, "no", "initrd")}, 2, []string{"--output", "its folder", "no such file"}},
 		{"install missing target", []string{"install", "--board", "sabrelite", filepath.Join(tmp, "none")}, 2, []string{"TARGET", "no such file"}},
 		{"install not a root", []string{"install", "--board", "sabrelite", "--initramfs", img, tmp}, 1, []string{"has no etc/"}},
 		{"flash help", []string{"flash", "--help"}, 0, []string{"Usage: ofsroot flash IMAGE DEVICE", "-to-file", "-yes"}},

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ofsroot/ofsroot/board"
@@ -52,6 +53,9 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOutputFolder("--output", *bf.output); err != nil {
+		return err
+	}
 	if *shell != "" {
 		if _, err := os.Stat(*shell); err != nil {
 			return fmt.Errorf("%w: --shell %s: %v", errUsage, *shell, initramfsPathErr(err))
@@ -90,6 +94,20 @@ func initramfsKnownCompression(c string) bool {
 
 // initramfsPathErr drops the path from an *fs.PathError, which the
 // message names already.
+// checkOutputFolder is the usage check, before any slow work, that the
+// folder a FILE flag writes into is there.
+func checkOutputFolder(flag, file string) error {
+	dir := filepath.Dir(file)
+	st, err := os.Stat(dir)
+	if err == nil && !st.IsDir() {
+		err = errors.New("not a folder")
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: its folder %s: %v; make the folder first", errUsage, flag, file, dir, initramfsPathErr(err))
+	}
+	return nil
+}
+
 func initramfsPathErr(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
