@@ -265,7 +265,7 @@ func (x *extractor) entry(h *tar.Header, name string, r io.Reader) error {
 		}
 		x.dirs[name] = dirMeta{mode: perm, mtime: h.ModTime}
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // the reader reports old-style TypeRegA entries as TypeReg
 		if err := x.removeNonDir(name); err != nil {
 			return err
 		}

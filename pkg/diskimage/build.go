@@ -93,7 +93,7 @@ func Build(o Options) (*Result, error) {
 		return nil, fmt.Errorf("root type %q: want ext4 or squashfs", o.RootType)
 	}
 	if o.Output == "" || o.RootFS == "" || o.Kernel == "" {
-		return nil, errors.New("Output, RootFS and Kernel are required")
+		return nil, errors.New("diskimage: Output, RootFS and Kernel are required")
 	}
 	for _, n := range []int64{o.BootSize, o.RootSize, o.DataSize} {
 		if n < 0 || n%MiB != 0 {
