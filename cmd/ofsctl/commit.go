@@ -23,7 +23,7 @@ func runCommit(args []string, stdout, stderr io.Writer) error {
 	dry := fs.Bool("dry-run", false, "only list what would change in the real root")
 	asJSON := fs.Bool("json", false, "list the changes as JSON")
 	lower, upper := layerFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

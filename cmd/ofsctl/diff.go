@@ -45,7 +45,7 @@ func runDiff(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("diff", "[--json] [--lower DIR --upper DIR] [PATH...]", stderr)
 	asJSON := fs.Bool("json", false, "print the changes as JSON")
 	lower, upper := layerFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	changes, err := overlaydiff.Diff(*lower, *upper, overlaydiff.Options{Paths: fs.Args(), Ignore: layerIgnore(*lower, *upper)})

@@ -64,13 +64,7 @@ func newEnvFlags(name string, stderr io.Writer) envFlags {
 
 // parse reads the flags; a usage error is marked for exit code 2.
 func (f envFlags) parse(args []string) error {
-	if err := f.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", cli.ErrUsage, err)
-	}
-	return nil
+	return cli.Parse(f.fs, args)
 }
 
 // open reads the configuration and opens the environment.

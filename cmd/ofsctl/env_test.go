@@ -179,7 +179,7 @@ func TestEnvNoValidCopy(t *testing.T) {
 		t.Errorf("valid now, yet: %q", errOut)
 	}
 	l.cfg = filepath.Join(l.dir, "missing.config")
-	if code, _, errOut := l.run(t, "env", "print"); code != 1 || !strings.Contains(errOut, "missing.config") {
+	if code, _, errOut := l.run(t, "env", "print"); code != 2 || !strings.Contains(errOut, "missing.config") {
 		t.Errorf("missing config: %d %q", code, errOut)
 	}
 }

@@ -25,7 +25,7 @@ func runGuard(args []string, stdout, stderr io.Writer) error {
 	path := fs.String("config", ramguard.DefaultConfigPath, "the configuration file (key = value lines); missing: the defaults")
 	once := fs.Bool("once", false, "look once, run the action if due, print the level; exit 0 ok, 3 warning, 4 past the action threshold")
 	check := fs.Bool("check-config", false, "only read the configuration and print it")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

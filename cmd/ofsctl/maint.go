@@ -28,7 +28,7 @@ func runMaint(name string) func(args []string, stdout, stderr io.Writer) error {
 		fs := program.FlagSet(name, "[--root DIR] [--] [COMMAND [ARG...]]", stderr)
 		root := fs.String("root", "", "the real root's mount point (default: "+bootinit.ReadOnlyLayer+" on a protected root, / on a degraded or plain one)")
 		quiet := fs.Bool("quiet", false, "no notes on stderr")
-		if err := parseFlags(fs, args); err != nil {
+		if err := cli.ParseInOrder(fs, args); err != nil {
 			return err
 		}
 		if *root == "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -92,5 +93,27 @@ func TestNextBoot(t *testing.T) {
 		if got := NextBoot(e); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("%q: %q, want %q", tc.vars, got, tc.want)
 		}
+	}
+}
+
+// TestOverlayFlagsAnywhere: flags may follow the words, as users type
+// them ("ofsctl overlay on -c /etc/fw_env.config").
+func TestOverlayFlagsAnywhere(t *testing.T) {
+	l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+	for _, args := range [][]string{
+		{"overlay", "on", "-c", l.cfg, "-f", l.defaults},
+		{"overlay", "size", "-c", l.cfg, "30", "-f", l.defaults},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := program.Main(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%q: exit %d: %s", args, code, stderr.String())
+		}
+	}
+	e := l.env(t)
+	if on, _ := e.Get("overlayfs"); on != "yes" {
+		t.Errorf("overlayfs = %q, want yes", on)
+	}
+	if size, _ := e.Get("ofs-size"); size != "30" {
+		t.Errorf("ofs-size = %q, want 30", size)
 	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -24,7 +22,7 @@ func init() {
 func runStatus(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("status", "[--json]", stderr)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -49,12 +47,3 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// parseFlags parses a command's flags; a bad flag is a usage error
-// (exit 2), --help is not an error.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	return fmt.Errorf("%w: %v", cli.ErrUsage, err)
-}

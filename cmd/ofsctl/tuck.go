@@ -21,7 +21,7 @@ func runTuck(args []string, stdout, stderr io.Writer) error {
 	fstype := fs.String("type", "squashfs", "the filesystem type of an image NEW")
 	over := fs.Bool("over", false, "mount over the old tree instead of beneath it (what kernels before 6.5 get anyway)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {

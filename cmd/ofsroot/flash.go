@@ -40,10 +40,10 @@ func runFlash(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("flash", flashSynopsis, stderr)
 	yes := fs.Bool("yes", false, "do not ask before overwriting the device (needed when not on a terminal)")
 	toFile := fs.Bool("to-file", false, "the target may be a regular file (created or truncated) instead of a block device")
-	pos, err := imageParseFlags(fs, args)
-	if err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	pos := fs.Args()
 	if len(pos) != 2 {
 		return fmt.Errorf("%w: want IMAGE and DEVICE, got %q (ofsroot flash %s)", errUsage, pos, flashSynopsis)
 	}

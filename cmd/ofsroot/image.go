@@ -4,7 +4,6 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/units"
 
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,29 +54,6 @@ func (s *imageSize) Set(v string) error {
 	return nil
 }
 
-// imageParseFlags parses args with flags before, between or after the
-// positional arguments, which it returns.
-func imageParseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // sourceDateEpoch reads SOURCE_DATE_EPOCH (0 when unset).
 func imageEpoch() (int64, error) {
 	s := os.Getenv("SOURCE_DATE_EPOCH")
@@ -108,10 +84,10 @@ func runImage(args []string, stdout, stderr io.Writer) error {
 	cmdline := fs.String("cmdline", strings.Join(diskimage.DefaultCmdline, " "), "`WORDS` added after console= root=PARTUUID=... rootfstype= ro rootwait")
 	var bootFiles imageList
 	fs.Var(&bootFiles, "boot-file", "extra file for the boot partition as `SRC[:NAME]` (repeatable), e.g. boot.scr or uInitrd made for U-Boot")
-	pos, err := imageParseFlags(fs, args)
-	if err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	pos := fs.Args()
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q (ofsroot image %s)", errUsage, pos, imageSynopsis)
 	}

@@ -28,10 +28,10 @@ func runInstall(args []string, stdout, stderr io.Writer) error {
 	initrd := fs.String("initramfs", "", "prebuilt ofsroot initramfs `FILE` (default: built for the board from the kernel)")
 	initBin := fs.String("init", "", "`PREBUILT` init binary for the initramfs build")
 	cmdline := fs.String("cmdline", strings.Join(diskimage.DefaultCmdline, " "), "`WORDS` to put on the kernel command line (extlinux.conf append lines, cmdline.txt)")
-	pos, err := imageParseFlags(fs, args)
-	if err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	pos := fs.Args()
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: want one TARGET, got %q (ofsroot install %s)", errUsage, pos, installSynopsis)
 	}

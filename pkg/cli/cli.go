@@ -99,3 +99,44 @@ func (p *Program) FlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet
 	}
 	return fs
 }
+
+// Parse parses args into fs with flags allowed before, between and after
+// the positional arguments ("ofsctl overlay on -c FILE"); after "--"
+// everything is positional. The positional arguments are left in
+// fs.Args(). A bad flag is an ErrUsage error; --help returns
+// flag.ErrHelp.
+func Parse(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...) // fs.Parse stopped at "--" and ate it
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	// Leave pos in fs.Args(): a parse of "--" and pos takes no flags.
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// ParseInOrder parses args into fs as the flag package does: flags stop
+// at the first positional argument, which with what follows is left in
+// fs.Args() (for commands that run another command: "maint ls -l").
+// Errors are as Parse's.
+func ParseInOrder(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUsage, err)
+}

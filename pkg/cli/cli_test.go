@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -42,5 +43,51 @@ func TestMainExitCodes(t *testing.T) {
 		if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errOut.String(), tc.stderr) {
 			t.Errorf("%q: code %d stdout %q stderr %q", tc.args, code, out.String(), errOut.String())
 		}
+	}
+}
+
+// TestParse: flags anywhere among the positional arguments, "--" ends
+// the flags, a bad flag is a usage error.
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		c    string
+		n    bool
+		pos  []string
+		err  error
+	}{
+		{nil, "", false, nil, nil},
+		{[]string{"on"}, "", false, []string{"on"}, nil},
+		{[]string{"on", "-c", "cfg"}, "cfg", false, []string{"on"}, nil},
+		{[]string{"-c", "cfg", "size", "20"}, "cfg", false, []string{"size", "20"}, nil},
+		{[]string{"size", "-n", "20", "-c=x"}, "x", true, []string{"size", "20"}, nil},
+		{[]string{"set", "--", "-c", "v"}, "", false, []string{"set", "-c", "v"}, nil},
+		{[]string{"--", "--"}, "", false, []string{"--"}, nil},
+		{[]string{"a", "-", "b"}, "", false, []string{"a", "-", "b"}, nil},
+		{[]string{"on", "-x"}, "", false, nil, ErrUsage},
+		{[]string{"on", "-h"}, "", false, nil, flag.ErrHelp},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg := fs.String("c", "", "")
+		n := fs.Bool("n", false, "")
+		err := Parse(fs, c.args)
+		if !errors.Is(err, c.err) || (c.err == nil && err != nil) {
+			t.Errorf("%q: error %v, want %v", c.args, err, c.err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if *cfg != c.c || *n != c.n || strings.Join(fs.Args(), "|") != strings.Join(c.pos, "|") {
+			t.Errorf("%q: -c %q -n %v args %q; want %q %v %q", c.args, *cfg, *n, fs.Args(), c.c, c.n, c.pos)
+		}
+	}
+	// In order: flags stop at the first positional argument.
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	q := fs.Bool("q", false, "")
+	if err := ParseInOrder(fs, []string{"-q", "ls", "-l"}); err != nil || !*q || strings.Join(fs.Args(), " ") != "ls -l" {
+		t.Errorf("ParseInOrder: %v %v %q", err, *q, fs.Args())
 	}
 }
