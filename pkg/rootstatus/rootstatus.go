@@ -11,14 +11,14 @@
 package rootstatus
 
 import (
-	"github.com/ofsroot/ofsroot/pkg/mountfs"
-
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/ofsroot/ofsroot/pkg/bootinit"
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+	"github.com/ofsroot/ofsroot/pkg/units"
 )
 
 // Report is the protection status. Field names are part of ofsctl's
@@ -259,7 +259,7 @@ func (r *Report) Text(w io.Writer) {
 	}
 	if u := r.RAM; u != nil {
 		fmt.Fprintf(w, "RAM layer:  %s at %s: %s of %s used (%.1f%%), %d of %d inodes (%.1f%%)\n",
-			u.Source, u.Mount, human(u.UsedBytes), human(u.SizeBytes), u.UsePercent, u.InodesUsed, u.Inodes, u.InodePercent)
+			u.Source, u.Mount, units.Bytes(u.UsedBytes), units.Bytes(u.SizeBytes), u.UsePercent, u.InodesUsed, u.Inodes, u.InodePercent)
 	}
 	opts := r.Kernel.RootOptions
 	if r.Kernel.RootSuperOptions != "" {
@@ -277,17 +277,4 @@ func (r *Report) Text(w io.Writer) {
 	for _, s := range r.Warnings {
 		fmt.Fprintf(w, "warning:    %s\n", s)
 	}
-}
-
-func human(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
-	f, i := float64(n), 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
 }
