@@ -49,14 +49,44 @@ func TestUBootBoards(t *testing.T) {
 	if q := b.UBoot.QEMU; q == nil || q.Skip != 0xC00 || q.LoadAddr != 0x17800000 {
 		t.Errorf("nitrogen6x uboot.qemu = %+v", q)
 	}
-	for _, m := range []string{"spi-imx", "spi-nor"} {
-		found := false
-		for _, x := range b.Modules {
-			found = found || x == m
+}
+
+// TestEnvModules: every board whose U-Boot environment is in SPI NOR
+// (an MTD device) loads the drivers that make /dev/mtdN appear, so that
+// ofsctl reaches the environment on any root, not only one whose own
+// init loads them.
+func TestEnvModules(t *testing.T) {
+	checked := 0
+	for _, name := range Names() {
+		b, err := Lookup(name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !found {
-			t.Errorf("nitrogen6x lacks module %s (the environment in SPI NOR needs it)", m)
+		if b.UBoot == nil {
+			continue
 		}
+		for _, c := range b.UBoot.Env {
+			if !strings.HasPrefix(c.Device, "/dev/mtd") {
+				continue
+			}
+			checked++
+			// spi-nor makes the MTD device; the SoC's SPI controller
+			// (ECSPI on the i.MX6: spi-imx) carries it.
+			want := map[string]bool{"spi-nor": false, "spi-imx": false}
+			for _, m := range b.Modules {
+				if _, ok := want[m]; ok {
+					want[m] = true
+				}
+			}
+			for m, ok := range want {
+				if !ok {
+					t.Errorf("%s keeps its environment in %s (%s) but does not load %s", name, c.Device, b.UBoot.EnvMedium, m)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no board keeps its environment in SPI NOR: the check checked nothing")
 	}
 }
 
