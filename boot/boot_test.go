@@ -236,3 +236,37 @@ func TestRAMDiskComp(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptProtectByDefault: with ProtectByDefault an unset overlayfs
+// becomes overlayfs=yes before the words are made (and ofs-once can
+// still turn it off); without it nothing sets it.
+func TestScriptProtectByDefault(t *testing.T) {
+	b := ubootBoards(t)[0]
+	plain, err := Script(b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	field, err := Script(b, Options{ProtectByDefault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const set = "\t\tofs_overlay=yes\n"
+	if strings.Contains(plain, set) || strings.Contains(plain, "protected, as this script") {
+		t.Errorf("the default script protects an unset overlayfs:\n%s", plain)
+	}
+	if !strings.Contains(plain, "no, or unset: a plain boot") {
+		t.Errorf("the default script's header does not say unset is plain")
+	}
+	for _, want := range []string{set, `if test -z "${ofs_overlay}"; then`, "unset: protected, as yes", "ofsroot: overlayfs is not set"} {
+		if !strings.Contains(field, want) {
+			t.Errorf("the protect-by-default script lacks %q", want)
+		}
+	}
+	// The default comes after overlayfs is read and before ofs-once and
+	// the words.
+	i, j, k := strings.Index(field, `ofs_overlay="${overlayfs}"`), strings.Index(field, set), strings.Index(field, `if test -n "${ofs-once}"`)
+	if !(i >= 0 && i < j && j < k) {
+		t.Errorf("order: overlayfs read at %d, default at %d, ofs-once at %d", i, j, k)
+	}
+	checkHush(t, b.Name, field)
+}
