@@ -217,7 +217,7 @@ func remountRO(root string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("the real root could not be made read-only again: %w; a program still uses a file that was changed or removed, or writes to one: stop it (fuser -vm %s), then run `mount -o remount,ro %s`", err, root, root)
+		return fmt.Errorf("the real root is still WRITABLE, making it read-only again failed: %w; a program still writes to a file, or uses one that was replaced or removed (one started during the maintenance and left running?): stop it (fuser -vm %s lists them), then run `mount -o remount,ro %s`, or reboot", err, root, root)
 	}
 	return nil
 }
