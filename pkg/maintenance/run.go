@@ -119,6 +119,7 @@ func Run(o Options) error {
 		if err != nil {
 			return nil, fmt.Errorf("starting %s in %s: %w", path, root, err)
 		}
+		logf("writable for PID %d and what it starts; others' mounts stay read-only, but a root process with CAP_SYS_PTRACE can write it through /proc/%d/root", cmd.Process.Pid, cmd.Process.Pid)
 		return func() error {
 			err := cmd.Wait()
 			mu.Lock()
