@@ -52,7 +52,7 @@ if test -n "${ofs_root}"; then
 	ofs_overlay="${overlayfs}"
 {{- if .ProtectByDefault}}
 	if test -z "${ofs_overlay}"; then
-		echo "ofsroot: overlayfs is not set (a new environment, or U-Boot's built-in one after the saved one was lost): protected, as this script was made to be"
+		echo "ofsroot: overlayfs is not set (a new environment, or the built-in one of U-Boot after the saved one was lost): protected, as this script was made to be"
 		ofs_overlay=yes
 	fi
 {{- end}}

@@ -86,6 +86,12 @@ func checkHush(t *testing.T, name, s string) {
 		if strings.HasPrefix(l, "#") || l == "" {
 			continue
 		}
+		// U-Boot's hush opens a single-quoted string at a ' even inside
+		// double quotes, and fails the whole script with "syntax error"
+		// when it does not close.
+		if strings.Count(l, "'")%2 != 0 {
+			t.Errorf("%s line %d: an unpaired ' (U-Boot's hush reads it as a quote even inside \"...\"): %s", name, i+1, l)
+		}
 		for _, w := range strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == ';' }) {
 			switch w {
 			case "if":
