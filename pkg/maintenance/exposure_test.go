@@ -49,9 +49,11 @@ func (a attacker) tryWrites(t *testing.T, paths []string) map[string]bool {
 
 // TestOutsideWritesThroughProc: while `ofsctl maint` runs a command, what
 // a process outside can write on the real root through /proc, measured
-// on the device afterwards. The command's own root and working folder
-// lead to the writable mount for a root process with CAP_SYS_PTRACE, on
-// every kernel (see the package doc); nothing else gets in. The
+// on the device afterwards. The command's own root, working folder and
+// open files lead to the writable mount for a root process with
+// CAP_SYS_PTRACE, on every kernel (see the package doc), and setns with
+// CAP_SYS_ADMIN gets in; a root process without CAP_SYS_PTRACE and
+// another user get nowhere. The
 // maintenance thread of ofsctl was a second way in
 // (/proc/PID/task/TID/root) until it learnt to wait outside: the first
 // pass, with that turned off, shows the write through it succeeding.
@@ -74,7 +76,7 @@ func TestOutsideWritesThroughProc(t *testing.T) {
 					stdoutW.Close()
 					return
 				}
-				done <- Run(Options{Root: mnt, Command: []string{"sh", "-c", "echo $$; read x"}, Env: []string{"PATH=/bin"},
+				done <- Run(Options{Root: mnt, Command: []string{"sh", "-c", "exec 3>/etc/log; echo $$; read x"}, Env: []string{"PATH=/bin"},
 					Stdin: stdinR, Stdout: stdoutW, Stderr: stdoutW})
 				stdoutW.Close()
 			}()
@@ -89,11 +91,12 @@ func TestOutsideWritesThroughProc(t *testing.T) {
 				tasks = append(tasks, fmt.Sprintf("/proc/%d/task/%s/root%s/etc/thread-%%s-%s", os.Getpid(), e.Name(), mnt, e.Name()))
 			}
 
-			wrote := map[string]bool{} // device path → written
+			wrote := map[string]bool{"/etc/log": true} // device path → written (the command makes /etc/log)
 			for i, a := range attackers {
 				paths := map[string]string{ // what → path
 					"root": fmt.Sprintf("/proc/%d/root/etc/root-%d", cmdPID, i),
 					"cwd":  fmt.Sprintf("/proc/%d/cwd/etc/cwd-%d", cmdPID, i),
+					"fd":   fmt.Sprintf("/proc/%d/fd/3", cmdPID), // the command's /etc/log
 					"mnt":  filepath.Join(mnt, fmt.Sprintf("etc/direct-%d", i)),
 				}
 				var list []string
@@ -113,13 +116,13 @@ func TestOutsideWritesThroughProc(t *testing.T) {
 				}
 				want := map[string]bool{}
 				if a.wrap == nil { // CAP_SYS_PTRACE: the command's links lead in
-					want["root"], want["cwd"] = true, true
+					want["root"], want["cwd"], want["fd"] = true, true, true
 				}
 				for what, p := range paths {
 					if ok[p] != want[what] {
 						t.Errorf("%s writing through %s (%s): wrote %v, want %v", a.name, what, p, ok[p], want[what])
 					}
-					if ok[p] {
+					if ok[p] && what != "fd" {
 						wrote["/etc/"+filepath.Base(p)] = true
 					}
 				}
