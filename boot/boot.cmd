@@ -3,7 +3,14 @@
 #
 # The U-Boot environment chooses how the root is mounted:
 #   overlayfs    yes: the root is read-only under a RAM overlay;
+{{- if .ProtectByDefault}}
+#                no: a plain boot; unset: protected, as yes (this script
+#                was made with --protect-by-default: a new board, or an
+#                environment lost to a power cut while it was saved, for
+#                which U-Boot falls back to its built-in one, boots protected)
+{{- else}}
 #                no, or unset: a plain boot
+{{- end}}
 #   ofs-size     the RAM layer's size: percent of RAM (20), N%, or bytes
 #                with K, M or G (unset: the init's default, 50%)
 #   ofs-once     set (to anything): boot once with the overlay off, for
@@ -43,6 +50,12 @@ fi
 # (U-Boot's hush has no working exit inside if: the rest is one block.)
 if test -n "${ofs_root}"; then
 	ofs_overlay="${overlayfs}"
+{{- if .ProtectByDefault}}
+	if test -z "${ofs_overlay}"; then
+		echo "ofsroot: overlayfs is not set (a new environment, or the built-in one of U-Boot after the saved one was lost): protected, as this script was made to be"
+		ofs_overlay=yes
+	fi
+{{- end}}
 	if test -n "${ofs-once}"; then
 		# The flag is deleted and saved before the maintenance boot: one
 		# that could not be cleared would leave every later boot

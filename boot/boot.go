@@ -4,7 +4,8 @@
 //
 // The script turns the U-Boot environment into kernel command-line
 // words: overlayfs and ofs-size as they are (nothing when unset, so the
-// board boots plainly), and ofs-once, a one-shot maintenance boot: the
+// board boots plainly; with Options.ProtectByDefault an unset overlayfs
+// is overlayfs=yes instead), and ofs-once, a one-shot maintenance boot: the
 // script deletes the flag and saves the environment, then boots once
 // with overlayfs=no; the next boot is protected again without a second
 // command. extbootargs adds more words.
@@ -50,6 +51,13 @@ type Options struct {
 	Root string
 	// Append are more kernel command-line words, always added.
 	Append []string
+	// ProtectByDefault makes an unset overlayfs mean yes: the board is
+	// protected unless the environment says overlayfs=no. For field
+	// devices whose environment is a single copy (the Nitrogen6's): a
+	// power cut while it is saved leaves a bad CRC, U-Boot then uses its
+	// built-in environment, which has no overlayfs, and without this the
+	// next boot would be plain, writable.
+	ProtectByDefault bool
 }
 
 // Source returns the template (boot/boot.cmd) as it is.
@@ -77,14 +85,15 @@ func Script(b board.Board, o Options) (string, error) {
 	u := b.UBoot
 	var sb strings.Builder
 	err := scriptTemplate.Execute(&sb, map[string]any{
-		"Board":       b.Name,
-		"Console":     b.Console,
-		"DTB":         b.DeviceTree,
-		"KernelAddr":  u.KernelAddr.String(),
-		"RamdiskAddr": u.RamdiskAddr.String(),
-		"FDTAddr":     u.FDTAddr.String(),
-		"Root":        o.Root,
-		"Append":      o.Append,
+		"Board":            b.Name,
+		"Console":          b.Console,
+		"DTB":              b.DeviceTree,
+		"KernelAddr":       u.KernelAddr.String(),
+		"RamdiskAddr":      u.RamdiskAddr.String(),
+		"FDTAddr":          u.FDTAddr.String(),
+		"Root":             o.Root,
+		"Append":           o.Append,
+		"ProtectByDefault": o.ProtectByDefault,
 	})
 	return sb.String(), err
 }

@@ -86,6 +86,12 @@ func checkHush(t *testing.T, name, s string) {
 		if strings.HasPrefix(l, "#") || l == "" {
 			continue
 		}
+		// U-Boot's hush opens a single-quoted string at a ' even inside
+		// double quotes, and fails the whole script with "syntax error"
+		// when it does not close.
+		if strings.Count(l, "'")%2 != 0 {
+			t.Errorf("%s line %d: an unpaired ' (U-Boot's hush reads it as a quote even inside \"...\"): %s", name, i+1, l)
+		}
 		for _, w := range strings.FieldsFunc(l, func(r rune) bool { return r == ' ' || r == ';' }) {
 			switch w {
 			case "if":
@@ -235,4 +241,38 @@ func TestRAMDiskComp(t *testing.T) {
 			t.Errorf("RAMDiskComp(%q) = %v, want %v", c, got, want)
 		}
 	}
+}
+
+// TestScriptProtectByDefault: with ProtectByDefault an unset overlayfs
+// becomes overlayfs=yes before the words are made (and ofs-once can
+// still turn it off); without it nothing sets it.
+func TestScriptProtectByDefault(t *testing.T) {
+	b := ubootBoards(t)[0]
+	plain, err := Script(b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	field, err := Script(b, Options{ProtectByDefault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const set = "\t\tofs_overlay=yes\n"
+	if strings.Contains(plain, set) || strings.Contains(plain, "protected, as this script") {
+		t.Errorf("the default script protects an unset overlayfs:\n%s", plain)
+	}
+	if !strings.Contains(plain, "no, or unset: a plain boot") {
+		t.Errorf("the default script's header does not say unset is plain")
+	}
+	for _, want := range []string{set, `if test -z "${ofs_overlay}"; then`, "unset: protected, as yes", "ofsroot: overlayfs is not set"} {
+		if !strings.Contains(field, want) {
+			t.Errorf("the protect-by-default script lacks %q", want)
+		}
+	}
+	// The default comes after overlayfs is read and before ofs-once and
+	// the words.
+	i, j, k := strings.Index(field, `ofs_overlay="${overlayfs}"`), strings.Index(field, set), strings.Index(field, `if test -n "${ofs-once}"`)
+	if !(i >= 0 && i < j && j < k) {
+		t.Errorf("order: overlayfs read at %d, default at %d, ofs-once at %d", i, j, k)
+	}
+	checkHush(t, b.Name, field)
 }

@@ -3,7 +3,9 @@ package tests
 import (
 	"github.com/ofsroot/ofsroot/pkg/diskimage"
 
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,11 +37,20 @@ import (
 //	           protected with a 20% tmpfs on that boot and the next
 //	OneShot    boots 4 and 5: setenv ofs-once 1; saveenv; boot: one plain boot
 //	           (the script clears the flag and saves), then protected again
+//	           Boot 5 is also ofs-once with a saveenv that fails: the script
+//	           must then boot protected, not plain
 //	OfsctlOff  boots 5 and 6: on boot 5 the guest runs ofsctl overlay off, which
 //	           writes the environment in SPI NOR through /dev/mtd0; boot 6 is plain
+//	TornEnv    boot 7, a second QEMU session: a power cut tears the environment
+//	           while ofsctl overlay on writes it (the SPI image as the cut leaves
+//	           it: one erase block erased and half programmed); U-Boot falls back
+//	           to its built-in environment, which boot 1 showed boots plainly with
+//	           the default script; with a boot.scr made --protect-by-default
+//	           (ProtectByDefault) boot 7 is protected
 //
 // Every boot also runs `ofsctl env print` in the guest, so each report
-// shows the environment as Linux reads it.
+// shows the environment as Linux reads it. What the kernel got is read
+// from its /proc/cmdline (the probe's report), not the script's echo.
 
 const ubootBoard = "nitrogen6x"
 
@@ -56,6 +67,9 @@ type ubootLab struct {
 	sd      string // SD card: the root
 	hostCfg string // fw_env.config for the SPI image, on the host
 	sdSum   string
+	// What the boot partition is made of, for a second stick.
+	vmlinuz, dtb, initrd string
+	opts                 bootscript.Options
 }
 
 func prepareUBoot(t *testing.T) (*lab, *ubootLab) {
@@ -94,10 +108,11 @@ func prepareUBoot(t *testing.T) (*lab, *ubootLab) {
 		t.Fatal(err)
 	}
 	part := filepath.Join(u.dir, "boot")
+	u.vmlinuz, u.dtb, u.initrd = s.Kernel.Vmlinuz, dtb, initrd
+	u.opts = bootscript.Options{Root: "PARTUUID=" + bootlab.DiskID + "-01", Append: []string{ofsctlPrint}}
 	if _, err := bootscript.WritePartition(part, b, bootscript.Inputs{
-		Vmlinuz: s.Kernel.Vmlinuz, DTB: dtb, Initramfs: initrd, Compression: "gzip",
-		Options: bootscript.Options{Root: "PARTUUID=" + bootlab.DiskID + "-01", Append: []string{ofsctlPrint}},
-		Time:    time.Unix(bootlab.SourceDateEpoch, 0),
+		Vmlinuz: u.vmlinuz, DTB: u.dtb, Initramfs: u.initrd, Compression: "gzip",
+		Options: u.opts, Time: time.Unix(bootlab.SourceDateEpoch, 0),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -221,11 +236,13 @@ func TestUBoot(t *testing.T) {
 		}
 		return run
 	}
+	// bootargs is the kernel's command line as the booted system reads
+	// it in /proc/cmdline.
 	bootargs := func(run *bootlab.Run) string {
-		for _, l := range run.Console.Lines("ofsroot: bootargs ") {
-			return l[strings.Index(l, "ofsroot: bootargs ")+len("ofsroot: bootargs "):]
+		if run.Report.Cmdline == "" {
+			t.Errorf("the probe reported no /proc/cmdline")
 		}
-		return ""
+		return run.Report.Cmdline
 	}
 	// envPrint is what `ofsctl env print overlayfs ofs-size ofs-once`
 	// said in the guest.
@@ -320,10 +337,26 @@ func TestUBoot(t *testing.T) {
 		// of the script's built-in PARTUUID, and the guest runs ofsctl.
 		_, err = sess.Run("setenv ofs-root "+dev+"; setenv extbootargs probe.run=/usr/bin/ofsctl,overlay,off", time.Minute)
 		must(t, "setenv extbootargs", err)
+		// And ofs-once, with a saveenv that fails: the environment is
+		// grown past its 8 KiB copy, which U-Boot refuses to export
+		// (before it erases anything). The script cannot clear the flag,
+		// so it must not give the maintenance boot: protected as saved.
+		_, err = sess.Run("setenv ofs-once 1; setenv ofs_fill 0123456789abcdef0123456789abcdef", time.Minute)
+		must(t, "setenv ofs-once", err)
+		for range 9 { // 32 bytes × 2⁹ = 16 KiB
+			_, err = sess.Run("setenv ofs_fill ${ofs_fill}${ofs_fill}", time.Minute)
+			must(t, "growing the environment", err)
+		}
 		must(t, "boot", sess.Send("boot\r"))
 		run = probe(t, 5)
-		if a := bootargs(run); !strings.Contains(a, "root="+dev+" ") {
+		a := bootargs(run)
+		if !strings.Contains(a, "root="+dev+" ") {
 			t.Errorf("bootargs %q: ofs-root did not set root=", a)
+		}
+		assertHas(t, run.Console, "ofsroot: ofs-once: cannot save the environment, so no maintenance boot")
+		assertNot(t, run.Console, "ofsroot: ofs-once: a maintenance boot", "a maintenance boot although saveenv failed")
+		if !strings.Contains(a, " overlayfs=yes ofs-size=20") || strings.Contains(a, "overlayfs=no") {
+			t.Errorf("kernel command line %q: saveenv failed, so overlayfs=yes as saved", a)
 		}
 		assertProtected(t, run, dev, 20)
 		boot5 = run
@@ -367,7 +400,109 @@ func TestUBoot(t *testing.T) {
 	})
 
 	sess.Close()
+
+	t.Run("TornEnv", func(t *testing.T) {
+		// The power cut, applied to the SPI image while QEMU is off:
+		// ofsctl overlay on's own write (ubootenv.Store.Save) through a
+		// NOR device that loses power after half an erase block.
+		cfg, err := ubootenv.ReadConfig(u.hostCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := &powerCut{left: 0x800}
+		st, err := ubootenv.Open(cfg, ubootenv.Options{Empty: true, Open: cut.open})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := st.Env()
+		e.Set("overlayfs", "yes")
+		if err := st.Save(e); !errors.Is(err, errPowerCut) {
+			t.Fatalf("saving through the torn device: %v, want the power cut", err)
+		}
+		st.Close()
+		if _, err := ubootenv.Open(cfg, ubootenv.Options{}); !errors.Is(err, ubootenv.ErrNoValidCopy) {
+			t.Fatalf("after the cut the SPI image's environment reads: %v, want no valid copy", err)
+		}
+
+		// The field boot script on a stick of its own.
+		field := filepath.Join(u.dir, "boot-field")
+		stick := filepath.Join(u.dir, "usb-field.img")
+		opts := u.opts
+		opts.ProtectByDefault = true
+		if _, err := bootscript.WritePartition(field, b, bootscript.Inputs{
+			Vmlinuz: u.vmlinuz, DTB: u.dtb, Initramfs: u.initrd, Compression: "gzip",
+			Options: opts, Time: time.Unix(bootlab.SourceDateEpoch, 0),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := bootlab.MakeBootStick(field, stick, 0); err != nil {
+			t.Fatal(err)
+		}
+		logPath := filepath.Join(u.dir, "console-torn.log")
+		sess, err = bootlab.StartUBoot(ctx, bootlab.UBootSpec{Board: b, Binary: u.binary, SPI: u.spi, Stick: stick, SD: u.sd, Log: logPath})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		newBoot()
+		run := probe(t, 7)
+		assertHas(t, run.Console, "*** Warning - bad CRC, using default environment")
+		assertHas(t, run.Console, "ofsroot: overlayfs is not set")
+		if a := bootargs(run); !strings.Contains(a, " overlayfs=yes") || strings.Contains(a, "ofs-size=") {
+			t.Errorf("kernel command line %q: want overlayfs=yes (and no ofs-size: the built-in environment has none)", a)
+		}
+		assertProtected(t, run, dev, initDefaultSizePercent)
+		if out := envPrint(t, run); !strings.Contains(out, "no valid U-Boot environment") {
+			t.Errorf("ofsctl env print on the torn environment said %q", out)
+		}
+		sess.Close()
+	})
+
 	if sum, err := diskimage.SHA256File(u.sd); err != nil || sum != u.sdSum {
-		t.Errorf("the SD card (the root) was written during six boots: sha256 %s before, %s after (%v)", u.sdSum, sum, err)
+		t.Errorf("the SD card (the root) was written during the boots: sha256 %s before, %s after (%v)", u.sdSum, sum, err)
 	}
+}
+
+// initDefaultSizePercent is the init's RAM layer size without ofs-size
+// (README: ofs-size).
+const initDefaultSizePercent = 50
+
+// errPowerCut is what powerCut's writes fail with once the power is gone.
+var errPowerCut = errors.New("power cut")
+
+// powerCut opens the SPI image as the NOR flash it stands for (4 KiB
+// erase blocks, erased to 0xff) and lets left more bytes be programmed;
+// the write that crosses that point programs only its first bytes and
+// fails, as would a board losing power in the middle of programming.
+type powerCut struct{ left int }
+
+func (p *powerCut) open(path string, write bool) (ubootenv.Device, error) {
+	d, err := ubootenv.OpenDevice(path, write)
+	if err != nil {
+		return nil, err
+	}
+	return &cutNOR{Device: d, cut: p}, nil
+}
+
+type cutNOR struct {
+	ubootenv.Device
+	cut *powerCut
+}
+
+func (c *cutNOR) Medium() ubootenv.Medium { return ubootenv.MediumNOR }
+func (c *cutNOR) EraseSize() int64        { return 0x1000 }
+func (c *cutNOR) Erase(off, n int64) error {
+	_, err := c.Device.WriteAt(bytes.Repeat([]byte{0xff}, int(n)), off)
+	return err
+}
+func (c *cutNOR) WriteAt(b []byte, off int64) (int, error) {
+	n := min(len(b), c.cut.left)
+	c.cut.left -= n
+	if _, err := c.Device.WriteAt(b[:n], off); err != nil {
+		return 0, err
+	}
+	if n < len(b) {
+		return n, errPowerCut
+	}
+	return n, nil
 }

@@ -27,7 +27,7 @@ func init() {
 	}
 }
 
-const bootfilesSynopsis = "--board NAME --kernel DEB|DIR --output DIR [--root SPEC] [--append WORDS] [--compress gzip|xz|zstd|none] [--init PREBUILT] [--fw-env-config FILE]"
+const bootfilesSynopsis = "--board NAME --kernel DEB|DIR --output DIR [--root SPEC] [--append WORDS] [--compress gzip|xz|zstd|none] [--init PREBUILT] [--fw-env-config FILE] [--protect-by-default]"
 
 // runBootfiles builds the initramfs for a U-Boot board and writes what
 // goes on its boot partition. SOURCE_DATE_EPOCH, if set, stamps the
@@ -38,6 +38,7 @@ func runBootfiles(args []string, stdout, stderr io.Writer) error {
 	root := fs.String("root", "", "root= `SPEC` for the kernel (default: the partition boot.scr is loaded from, by PARTUUID)")
 	appendWords := fs.String("append", "", "more kernel command-line `WORDS`, space-separated, always added")
 	fwEnv := fs.String("fw-env-config", "", "also write the fw_env.config the board's root needs (as /etc/fw_env.config) to `FILE`")
+	protect := fs.Bool("protect-by-default", false, "an unset overlayfs means protected (overlayfs=yes), not a plain boot: for field devices, so that a new board, or an environment lost to a power cut while it was saved (U-Boot then uses its built-in one), boots protected; only overlayfs=no or ofs-once boots plainly")
 	b, epoch, err := bf.parse(fs, args, "bootfiles", bootfilesSynopsis)
 	if err != nil {
 		return err
@@ -45,7 +46,7 @@ func runBootfiles(args []string, stdout, stderr io.Writer) error {
 	if b.UBoot == nil {
 		return fmt.Errorf("%w: board %s does not boot with U-Boot; boards that do: %s", errUsage, b.Name, strings.Join(ubootBoards(), ", "))
 	}
-	opts := boot.Options{Root: *root, Append: strings.Fields(*appendWords)}
+	opts := boot.Options{Root: *root, Append: strings.Fields(*appendWords), ProtectByDefault: *protect}
 	// Render once now so that a bad --root or --append is a usage error
 	// before anything slow happens.
 	if _, err := boot.Script(b, opts); err != nil {
@@ -187,6 +188,15 @@ func bootfilesSummary(w io.Writer, b board.Board, dir string, names []string, re
 		root = "PARTUUID of the partition boot.scr is on"
 	}
 	fmt.Fprintf(w, "  root=     %s\n", root)
+	if opts.ProtectByDefault {
+		fmt.Fprintf(w, "  overlayfs unset: protected (--protect-by-default); overlayfs=no or ofs-once for a plain boot\n")
+	} else {
+		fmt.Fprintf(w, "  overlayfs unset: a plain boot")
+		if len(b.UBoot.Env) == 1 {
+			fmt.Fprintf(w, "; the environment is a single copy, so a power cut while it is saved also means a plain boot: --protect-by-default for field devices")
+		}
+		fmt.Fprintf(w, "\n")
+	}
 	u := b.UBoot
 	fmt.Fprintf(w, "  loads     zImage at %s, uInitrd at %s, %s at %s\n", u.KernelAddr, u.RamdiskAddr, b.DeviceTree, u.FDTAddr)
 	fmt.Fprintf(w, "Copy them to the board's boot partition. At the U-Boot prompt:\n")

@@ -31,6 +31,7 @@ func TestBootfilesUsage(t *testing.T) {
 		stderr []string
 	}{
 		{"help", []string{"--help"}, "", 0, []string{"Usage: ofsroot bootfiles --board NAME --kernel DEB|DIR --output DIR", "-root SPEC", "nitrogen6_max, nitrogen6x, sabrelite"}},
+		{"help: protect-by-default", []string{"--help"}, "", 0, []string{"-protect-by-default", "an unset overlayfs means protected"}},
 		{"nothing", nil, "", 2, []string{"missing --board, --kernel, --output"}},
 		{"arguments", []string{"--board", "nitrogen6x", "--kernel", empty, "--output", out, "x"}, "", 2, []string{`unexpected arguments ["x"]`}},
 		{"unknown board", []string{"--board", "nope", "--kernel", empty, "--output", out}, "", 2, []string{`no board "nope"`}},

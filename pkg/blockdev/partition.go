@@ -24,6 +24,12 @@ type Partition struct {
 // at LBA 1 or the backup at the last LBA, 512- or 4096-byte sectors) or an
 // MBR with its extended partitions. scheme is "gpt", "dos", or "" when
 // there is no table; err is set when a table is there but unreadable.
+//
+// The work is bounded whatever the table says, since the init reads it at
+// boot: at most 1+maxLogical reads for an MBR (the boot sector and the
+// extended boot records of all extended partitions together) and 7 for a
+// GPT (the boot sector, then per sector size tried the primary and backup
+// headers and one entry array of at most maxGPTEntries bytes).
 func Partitions(r io.ReaderAt, size int64) (scheme string, parts []Partition, err error) {
 	return partitions(r, size, 0)
 }
@@ -95,7 +101,7 @@ func isExtended(typ byte) bool { return typ == 0x05 || typ == 0x0f || typ == 0x8
 
 // Limits on what a table can make us do, whatever it says.
 const (
-	maxLogical    = 256     // logical partitions followed in an extended chain
+	maxLogical    = 256     // extended boot records read, all extended partitions together
 	maxGPTEntries = 1 << 20 // bytes of GPT entry array read
 )
 
@@ -114,6 +120,7 @@ func parseDOS(r io.ReaderAt, size, ss int64, mbr []byte, ents [4]mbrEntry) []Par
 	}
 	var parts []Partition
 	next := 5
+	budget := maxLogical // EBR reads left, shared by every extended partition
 	for i, e := range ents {
 		// The kernel skips only empty slots; an entry of type 0 with a
 		// size still becomes a device.
@@ -122,7 +129,7 @@ func parseDOS(r io.ReaderAt, size, ss int64, mbr []byte, ents [4]mbrEntry) []Par
 		}
 		parts = append(parts, mk(i+1, e.start, e.size, e.typ))
 		if isExtended(e.typ) {
-			parts = append(parts, parseExtended(r, size, ss, e.start, e.size, &next, mk)...)
+			parts = append(parts, parseExtended(r, size, ss, e.start, e.size, &next, &budget, mk)...)
 		}
 	}
 	return parts
@@ -131,12 +138,13 @@ func parseDOS(r io.ReaderAt, size, ss int64, mbr []byte, ents [4]mbrEntry) []Par
 // parseExtended walks the chain of extended boot records inside the
 // extended partition at extStart (sectors). Each EBR holds data entries
 // relative to itself and a link relative to the extended partition.
-func parseExtended(r io.ReaderAt, size, ss int64, extStart, extSize uint64, next *int,
+// budget is the number of EBRs still to be read; each read takes one.
+func parseExtended(r io.ReaderAt, size, ss int64, extStart, extSize uint64, next, budget *int,
 	mk func(int, uint64, uint64, byte) Partition) []Partition {
 	var parts []Partition
 	this, thisSize := extStart, extSize
 	seen := map[uint64]bool{}
-	for range maxLogical {
+	for *budget > 0 {
 		if seen[this] || *next > maxLogical+4 {
 			break
 		}
@@ -145,6 +153,7 @@ func parseExtended(r io.ReaderAt, size, ss int64, extStart, extSize uint64, next
 		if off > 1<<62 || (size > 0 && off >= uint64(size)) {
 			break
 		}
+		*budget--
 		ebr, err := readAt(r, int64(off), 512)
 		if err != nil || ebr[510] != 0x55 || ebr[511] != 0xAA {
 			break

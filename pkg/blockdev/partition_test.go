@@ -3,13 +3,14 @@ package blockdev
 import (
 	"bytes"
 	"encoding/binary"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 const (
@@ -287,11 +288,9 @@ func TestPartitionsSynthetic(t *testing.T) {
 			if size == 0 {
 				size = int64(len(tt.img))
 			}
-			start := time.Now()
-			scheme, parts, err := Partitions(bytes.NewReader(tt.img), size)
-			if time.Since(start) > time.Second {
-				t.Errorf("took %v", time.Since(start))
-			}
+			cr := &countingReader{r: bytes.NewReader(tt.img)}
+			scheme, parts, err := Partitions(cr, size)
+			cr.checkBound(t)
 			if (err != nil) != tt.wantError {
 				t.Fatalf("Partitions error = %v, want error %v", err, tt.wantError)
 			}
@@ -358,5 +357,88 @@ func TestPartitionsNoTable(t *testing.T) {
 	img := sparseFile(t, t.TempDir(), "blank.img", 1<<20)
 	if scheme, parts := readPartitions(t, img); scheme != "" || parts != nil {
 		t.Errorf("blank disk: %q %v", scheme, parts)
+	}
+}
+
+// countingReader counts the reads a parser makes and the bytes it asks
+// for: the work Partitions does, measured without a clock.
+type countingReader struct {
+	r            io.ReaderAt
+	reads, bytes int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	c.bytes += int64(len(p))
+	return c.r.ReadAt(p, off)
+}
+
+// Partitions' documented bound: 1+maxLogical reads for an MBR, 7 for a
+// GPT; bytes: the boot sector, and per sector size (512, 4096) two
+// headers and one entry array.
+const (
+	maxTableReads = 1 + maxLogical
+	maxTableBytes = 512 + 2*512 + 2*4096 + 2*maxGPTEntries
+)
+
+func (c *countingReader) checkBound(t *testing.T) {
+	t.Helper()
+	if c.reads > maxTableReads || c.bytes > maxTableBytes {
+		t.Errorf("Partitions made %d reads of %d bytes in all; the bound is %d reads, %d bytes", c.reads, c.bytes, maxTableReads, maxTableBytes)
+	}
+}
+
+// TestPartitionsWorkBound: tables built to make the parser work as hard
+// as it can stay within the bound: four extended partitions whose EBR
+// chains are each as long as allowed, and GPTs whose entry arrays are as
+// large as allowed but fail their checksum in both sector sizes.
+func TestPartitionsWorkBound(t *testing.T) {
+	// Four extended partitions, each a chain of EBRs one sector apart
+	// that only link on (no data entries), 300 long each.
+	const chain = 300
+	img := make([]byte, (4*chain+8)*512)
+	var ents []mbrPart
+	for i := range 4 {
+		start := uint32(1 + i*chain)
+		ents = append(ents, mbrPart{typ: 0x05, start: start, size: chain})
+		for j := range chain {
+			ebr := img[(int(start)+j)*512:]
+			if j+1 < chain {
+				putMBREntry(ebr[446:], mbrPart{typ: 0x05, start: uint32(j + 1), size: 1})
+			}
+			ebr[510], ebr[511] = 0x55, 0xAA
+		}
+	}
+	buildMBR(img, 1, ents...)
+	cr := &countingReader{r: bytes.NewReader(img)}
+	scheme, parts, err := Partitions(cr, int64(len(img)))
+	if scheme != "dos" || err != nil || len(parts) != 4 {
+		t.Errorf("chains: %q %d partitions %v", scheme, len(parts), err)
+	}
+	cr.checkBound(t)
+	if cr.reads != maxTableReads {
+		t.Errorf("chains: %d reads, want the budget exactly (%d): the test no longer reaches it", cr.reads, maxTableReads)
+	}
+
+	// GPT with the largest entry array allowed, with a wrong checksum,
+	// primary and backup, for both sector sizes.
+	for _, ss := range []int{512, 4096} {
+		img := buildGPT(make([]byte, 2<<20+16*4096), ss, maxGPTEntries/128, 128)
+		binary.LittleEndian.PutUint32(img[ss+88:], 1) // entries CRC
+		h := img[ss : ss+92]
+		binary.LittleEndian.PutUint32(h[16:], 0)
+		binary.LittleEndian.PutUint32(h[16:], crc32.ChecksumIEEE(h))
+		last := len(img) - ss
+		copy(img[last:], h) // a backup header at the last LBA, pointing at the same array
+		binary.LittleEndian.PutUint64(img[last+24:], uint64(len(img)/ss-1))
+		bh := img[last : last+92]
+		binary.LittleEndian.PutUint32(bh[16:], 0)
+		binary.LittleEndian.PutUint32(bh[16:], crc32.ChecksumIEEE(bh))
+		cr := &countingReader{r: bytes.NewReader(img)}
+		if scheme, _, err := Partitions(cr, int64(len(img))); scheme != "" || err == nil {
+			t.Errorf("%d: bad entry checksum accepted: %q %v", ss, scheme, err)
+		}
+		cr.checkBound(t)
+		t.Logf("GPT, %d-byte sectors, bad entries: %d reads, %d bytes", ss, cr.reads, cr.bytes)
 	}
 }

@@ -15,6 +15,25 @@
 // read-write underneath still read-only mounts (ofsctl status warns);
 // `mount -o remount,ro /mnt/root-RO` clears it.
 //
+// What stays reachable from outside, on every kernel: the writable mount
+// is the root, the working folder and the open files of the command and
+// the processes it starts, so /proc/PID/root, /proc/PID/cwd and
+// /proc/PID/fd/N of those processes lead to it. The kernel lets a
+// process through those links only if it may ptrace the target
+// (PTRACE_MODE_READ): a different user is refused, and so is a root
+// process lacking CAP_SYS_PTRACE or any capability the command has (the
+// command runs with all of root's); a root process holding
+// CAP_SYS_PTRACE passes, whatever the command's dumpable flag or user
+// namespace, and can write the real root that way; with CAP_SYS_ADMIN
+// it can also setns(2) into the namespace through /proc/PID/ns/mnt (or
+// simply remount the real root read-write itself). Such a process is
+// outside what a mount can stop; an LSM policy (AppArmor, SELinux) is
+// what can deny it ptrace read access. The thread that starts the
+// command does not add a way in: while the command runs it waits in the
+// caller's namespace, holding the private one by a file descriptor
+// only, and goes back in to remount read-only (Writable's fn, which
+// runs on that thread, does stay inside for as long as it runs).
+//
 // Side effects: unshare(2), setns(2), mount(2) with MS_REMOUNT and
 // MS_BIND, chroot(2) in the child; all inside the private namespace.
 package maintenance
@@ -47,6 +66,21 @@ var signalNotify = signal.Notify
 // onSignal (if not nil) instead of ending the program; Writable then
 // returns an error naming the signal.
 func Writable(root string, onSignal func(os.Signal), fn func() error) error {
+	return session(root, onSignal, func() (func() error, error) { return nil, fn() })
+}
+
+// leaveWhileWaiting is whether the thread leaves the private namespace
+// while a started command runs (tests turn it off to show the way in it
+// closes).
+var leaveWhileWaiting = true
+
+// session is Writable for a command: start runs on the locked thread in
+// the private namespace with root writable, and returns wait (or nil
+// when all is done). wait runs on the same thread back in the caller's
+// namespace, so that nothing reaches the writable mount through this
+// thread's /proc/PID/task/TID/root or cwd; then the thread returns into
+// the private namespace to make root read-only again.
+func session(root string, onSignal func(os.Signal), start func() (wait func() error, err error)) error {
 	ns, err := openThreadNS()
 	if err != nil {
 		return err
@@ -57,7 +91,7 @@ func Writable(root string, onSignal func(os.Signal), fn func() error) error {
 		// Never unlocked: when this goroutine ends, Go ends the thread,
 		// and with it this namespace (once its children are gone).
 		runtime.LockOSThread()
-		done <- writable(ns, root, onSignal, fn)
+		done <- writable(ns, root, onSignal, start)
 	}()
 	return <-done
 }
@@ -73,7 +107,7 @@ func openThreadNS() (int, error) {
 	return fd, nil
 }
 
-func writable(ns int, root string, onSignal func(os.Signal), fn func() error) (err error) {
+func writable(ns int, root string, onSignal func(os.Signal), start func() (func() error, error)) (err error) {
 	// setns into a mount namespace needs a thread that shares no
 	// filesystem context (cwd, root) with the others.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -88,6 +122,11 @@ func writable(ns int, root string, onSignal func(os.Signal), fn func() error) (e
 	if err := mountfs.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making every mount private in the maintenance namespace: %w", err)
 	}
+	priv, err := openThreadNS()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(priv)
 	m, err := mountAt(root)
 	if err != nil {
 		return err
@@ -123,16 +162,38 @@ func writable(ns int, root string, onSignal func(os.Signal), fn func() error) (e
 	defer func() {
 		close(stop)
 		<-handled
+		var rerr error
 		if wasRO {
-			if rerr := remountRO(root); rerr != nil {
+			if rerr = remountRO(root); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
 		if len(got) > 0 {
-			err = errors.Join(err, fmt.Errorf("interrupted by %s; the real root is read-only again", strings.Join(got, ", ")))
+			again := "the real root is read-only again"
+			if rerr != nil {
+				again = "see above for the real root, which is still writable"
+			}
+			err = errors.Join(err, fmt.Errorf("interrupted by %s; %s", strings.Join(got, ", "), again))
 		}
 	}()
-	return fn()
+	wait, err := start()
+	if err != nil || wait == nil {
+		return err
+	}
+	if !leaveWhileWaiting {
+		return wait()
+	}
+	if err := unix.Setns(ns, unix.CLONE_NEWNS); err != nil {
+		// Still inside: wait there.
+		return errors.Join(wait(), fmt.Errorf("leaving the maintenance namespace while the command runs: %w", err))
+	}
+	werr := wait()
+	if err := unix.Setns(priv, unix.CLONE_NEWNS); err != nil {
+		// The remount below then works on the caller's mount of root:
+		// without MS_BIND it still makes the filesystem read-only.
+		return errors.Join(werr, fmt.Errorf("going back into the maintenance namespace: %w", err))
+	}
+	return werr
 }
 
 // remountRO puts root back to read-only. The kernel refuses (EBUSY)
@@ -156,7 +217,7 @@ func remountRO(root string) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("the real root could not be made read-only again: %w; a program still uses a file that was changed or removed, or writes to one: stop it (fuser -vm %s), then run `mount -o remount,ro %s`", err, root, root)
+		return fmt.Errorf("the real root is still WRITABLE, making it read-only again failed: %w; a program still writes to a file, or uses one that was replaced or removed (one started during the maintenance and left running?): stop it (fuser -vm %s lists them), then run `mount -o remount,ro %s`, or reboot", err, root, root)
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ func Run(o Options) error {
 			proc.Signal(s)
 		}
 	}
-	return Writable(root, forward, func() error {
+	return session(root, forward, func() (func() error, error) {
 		if root != "/" {
 			for _, b := range binds {
 				dst := filepath.Join(root, b)
@@ -102,7 +102,7 @@ func Run(o Options) error {
 					continue
 				}
 				if err := mountfs.Mount(b, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-					return fmt.Errorf("binding %s into the maintenance root: %w", b, err)
+					return nil, fmt.Errorf("binding %s into the maintenance root: %w", b, err)
 				}
 			}
 		}
@@ -117,13 +117,16 @@ func Run(o Options) error {
 		proc = cmd.Process
 		mu.Unlock()
 		if err != nil {
-			return fmt.Errorf("starting %s in %s: %w", path, root, err)
+			return nil, fmt.Errorf("starting %s in %s: %w", path, root, err)
 		}
-		err = cmd.Wait()
-		mu.Lock()
-		proc = nil
-		mu.Unlock()
-		return err
+		logf("writable for PID %d and what it starts; others' mounts stay read-only, but a root process with CAP_SYS_PTRACE can write it through /proc/%d/root", cmd.Process.Pid, cmd.Process.Pid)
+		return func() error {
+			err := cmd.Wait()
+			mu.Lock()
+			proc = nil
+			mu.Unlock()
+			return err
+		}, nil
 	})
 }
 
