@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -39,11 +41,19 @@ func RunChildIfRequested() {
 // childMain runs in the new namespaces, as their PID 1. It returns only
 // on failure.
 func childMain(c Config) error {
+	// Capabilities, no_new_privs and the exec are per thread: all on
+	// this one.
+	runtime.LockOSThread()
 	step := func(name string, err error) error {
 		if err != nil {
 			return &ChildError{Step: name, Err: err}
 		}
 		return nil
+	}
+	if c.WaitParent {
+		if err := step("wait for the parent to put it in its cgroup", waitParent()); err != nil {
+			return err
+		}
 	}
 	// Nothing mounted from here on may propagate back to the host.
 	if err := step("make every mount private (mount --make-rprivate /)", mountfs.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")); err != nil {
@@ -91,6 +101,16 @@ func childMain(c Config) error {
 	// Pdeathsig was set by the parent at clone; set it again in case the
 	// parent's thread is gone already (the kernel checks at this call).
 	if err := step("prctl(PR_SET_PDEATHSIG)", unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)); err != nil {
+		return err
+	}
+	// Nothing inherited: a descriptor the caller left open (exec 7</)
+	// would be a way to the host's files through /proc/self/fd/7.
+	if err := step("close every descriptor above 2 (close_range)", closeInherited()); err != nil {
+		return err
+	}
+	// Last: the filter refuses mount and pivot_root, which the steps
+	// above use.
+	if err := step("seccomp filter", loadSeccomp()); err != nil {
 		return err
 	}
 	env := c.Env
@@ -445,6 +465,47 @@ func loUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("SIOCSIFFLAGS lo: %w", err)
+	}
+	return nil
+}
+
+// closeInherited marks every descriptor above 2 close-on-exec, so that
+// the firmware's init starts with 0, 1 and 2 only (the Go runtime's own
+// descriptors stay usable until the exec). Kernels before 5.11 have no
+// CLOSE_RANGE_CLOEXEC: then each open descriptor is marked by hand.
+func closeInherited() error {
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return fmt.Errorf("close_range(3, ~0, CLOSE_RANGE_CLOEXEC): %w", err)
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close_range is missing and /proc/self/fd unreadable: %w", err)
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return fmt.Errorf("fcntl(%d, F_SETFD, FD_CLOEXEC): %w", fd, err)
+		}
+	}
+	return nil
+}
+
+// waitParent reads the parent's go-ahead (one byte) on descriptor 3; the
+// parent closes the pipe without a byte when it could not set the
+// cgroup up.
+func waitParent() error {
+	f := os.NewFile(3, "go-ahead")
+	defer f.Close()
+	var b [1]byte
+	if n, err := f.Read(b[:]); n != 1 {
+		return fmt.Errorf("no go-ahead from the parent: %v", err)
 	}
 	return nil
 }

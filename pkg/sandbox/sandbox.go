@@ -103,6 +103,12 @@ type Config struct {
 	// AppArmorProfile is the profile the firmware is confined by where
 	// the kernel has AppArmor ("" = DefaultProfile).
 	AppArmorProfile string
+	// Cgroup, when set, is the cgroup the firmware runs in: the child
+	// is moved into it before it does anything (it waits on a pipe,
+	// its descriptor 3, until then).
+	Cgroup *Cgroup `json:"-"`
+	// WaitParent tells the child to wait for that go-ahead.
+	WaitParent bool `json:",omitempty"`
 }
 
 // DefaultHostname is the sandbox's hostname when none is asked for.
@@ -163,6 +169,7 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 	if c.Net == "" {
 		c.Net = NetPrivate
 	}
+	c.WaitParent = c.Cgroup != nil
 	blob, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
@@ -177,6 +184,17 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 			defer null.Close()
 			files[i] = null
 		}
+	}
+	var goAhead *os.File
+	if c.Cgroup != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		goAhead = w
+		defer w.Close()
+		files = append(files, r)
 	}
 	p, err := os.StartProcess("/proc/self/exe", []string{"ofsroot-sandbox", c.Root}, &os.ProcAttr{
 		Env:   []string{childEnv + "=" + string(blob)},
@@ -195,6 +213,18 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the sandbox for %s: %w", c.Root, err)
+	}
+	if c.Cgroup != nil {
+		if err := c.Cgroup.Add(p.Pid); err != nil {
+			p.Kill()
+			p.Wait()
+			return nil, fmt.Errorf("sandbox for %s: %w", c.Root, err)
+		}
+		if _, err := goAhead.Write([]byte{1}); err != nil {
+			p.Kill()
+			p.Wait()
+			return nil, fmt.Errorf("sandbox for %s: the child is gone: %w", c.Root, err)
+		}
 	}
 	return p, nil
 }
