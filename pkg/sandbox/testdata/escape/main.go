@@ -268,7 +268,7 @@ func main() {
 				err = os.WriteFile(arg, b, 0o755)
 			}
 			if err == nil {
-				err = os.Chmod(arg, 0o4755)
+				err = unix.Chmod(arg, 0o4755)
 			}
 			say(name, err)
 		case "euid":
