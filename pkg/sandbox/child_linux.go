@@ -24,6 +24,7 @@ import (
 // and exits with ChildFailed. Otherwise it returns at once. Every main
 // that may start a sandbox calls it first.
 func RunChildIfRequested() {
+	runHolderIfRequested()
 	blob, ok := os.LookupEnv(childEnv)
 	if !ok {
 		return
@@ -59,7 +60,7 @@ func childMain(c Config) error {
 	if err := step("make every mount private (mount --make-rprivate /)", mountfs.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")); err != nil {
 		return err
 	}
-	if err := step("bind the root onto itself", bindRoot(c.Root)); err != nil {
+	if err := step("bind the root onto itself", bindRoot(c.Root, c.UserNS != nil)); err != nil {
 		return err
 	}
 	if err := step("make /dev", setupDev(c)); err != nil {
@@ -68,7 +69,7 @@ func childMain(c Config) error {
 	if err := step("mount /proc", setupProc(c.Root)); err != nil {
 		return err
 	}
-	if err := step("mount /sys read-only", setupSys(c.Root)); err != nil {
+	if err := step("mount /sys read-only", setupSys(c.Root, c.UserNS != nil && c.Net == NetHost)); err != nil {
 		return err
 	}
 	for _, b := range c.Binds {
@@ -92,7 +93,7 @@ func childMain(c Config) error {
 			return err
 		}
 	}
-	if err := step("drop capabilities", dropCapabilities(c.Net)); err != nil {
+	if err := step("drop capabilities", dropCapabilities(c.Net, c.UserNS != nil)); err != nil {
 		return err
 	}
 	if err := step("prctl(PR_SET_NO_NEW_PRIVS)", unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)); err != nil {
@@ -134,12 +135,18 @@ func hasEnv(env []string, key string) bool {
 // bindRoot makes the root a mount point of its own (pivot_root needs
 // one) and nodev: a device node the firmware ships or writes anywhere
 // but the sandbox's own /dev opens nothing.
-func bindRoot(root string) error {
+func bindRoot(root string, userns bool) error {
 	if err := mountfs.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
 	var st unix.Statfs_t
 	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NODEV)
+	if userns {
+		// A mount from the host's namespace keeps its nosuid in a
+		// user namespace: the remount must say it again (EPERM
+		// otherwise). no_new_privs makes set-user-ID moot anyway.
+		flags |= unix.MS_NOSUID
+	}
 	if unix.Statfs(root, &st) == nil && st.Flags&unix.ST_RDONLY != 0 {
 		flags |= unix.MS_RDONLY
 	}
@@ -165,6 +172,13 @@ func setupDev(c Config) error {
 	}
 	for _, n := range devNodes {
 		p := filepath.Join(dev, n.name)
+		if c.UserNS != nil {
+			// No mknod in a user namespace: the host's node, bound.
+			if err := bindNode("/dev/"+n.name, p); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
 			return fmt.Errorf("mknod %s c %d %d: %w", p, n.major, n.minor, err)
 		}
@@ -174,7 +188,7 @@ func setupDev(c Config) error {
 		}
 	}
 	for _, d := range c.Devices {
-		if err := copyDevice(d, dev); err != nil {
+		if err := copyDevice(d, dev, c.UserNS != nil); err != nil {
 			return err
 		}
 	}
@@ -214,7 +228,7 @@ func setupDev(c Config) error {
 
 // copyDevice recreates host device node src in dev, under its path
 // relative to /dev (or its base name).
-func copyDevice(src, dev string) error {
+func copyDevice(src, dev string, userns bool) error {
 	var st unix.Stat_t
 	if err := unix.Stat(src, &st); err != nil {
 		return fmt.Errorf("allowed device %s: %w", src, err)
@@ -231,10 +245,21 @@ func copyDevice(src, dev string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
+	if userns {
+		return bindNode(src, dst)
+	}
 	if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
 		return fmt.Errorf("mknod %s: %w", dst, err)
 	}
 	return os.Chmod(dst, os.FileMode(st.Mode&0o777))
+}
+
+// bindNode binds host device node src onto a new file dst.
+func bindNode(src, dst string) error {
+	if err := os.WriteFile(dst, nil, 0o600); err != nil {
+		return err
+	}
+	return mountfs.Mount(src, dst, "", unix.MS_BIND, "")
 }
 
 // procMasked are hidden: /dev/null over files, an empty read-only tmpfs
@@ -284,6 +309,13 @@ func setupProc(root string) error {
 	return nil
 }
 
+func bindReadOnly(src, p string) error {
+	if err := mountfs.Mount(src, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return mountfs.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
 func readOnlyBind(p string) error {
 	if err := mountfs.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
@@ -291,10 +323,15 @@ func readOnlyBind(p string) error {
 	return mountfs.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 
-func setupSys(root string) error {
+func setupSys(root string, bindHost bool) error {
 	sys := filepath.Join(root, "sys")
 	if err := os.MkdirAll(sys, 0o555); err != nil {
 		return err
+	}
+	if bindHost {
+		// sysfs can be mounted only by the owner of the network
+		// namespace: with the host's network, the host's /sys.
+		return bindReadOnly("/sys", sys)
 	}
 	if err := mountfs.Mount("sysfs", sys, "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return err

@@ -257,3 +257,66 @@ func TestFilterTables(t *testing.T) {
 		}
 	}
 }
+
+// idmappedOverlay makes an overlay of lower whose layers are idmapped to
+// m, as the desktop runner does, and opens the path to it to m's root.
+func idmappedOverlay(t *testing.T, lower string, m IDMap) layers {
+	t.Helper()
+	dir := t.TempDir()
+	for p := dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o711)
+	}
+	rw := filepath.Join(dir, "rw")
+	l := layers{lower: lower, upper: filepath.Join(rw, "upper"), merged: filepath.Join(dir, "merged")}
+	idLower, idRW := filepath.Join(dir, "idlower"), filepath.Join(dir, "idrw")
+	for _, d := range []string{l.upper, filepath.Join(rw, "work"), l.merged, idLower, idRW} {
+		os.MkdirAll(d, 0o755)
+	}
+	if err := IDMapped(lower, idLower, m); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(idLower, unix.MNT_DETACH) })
+	if err := IDMapped(rw, idRW, m); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(idRW, unix.MNT_DETACH) })
+	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", idLower, filepath.Join(idRW, "upper"), filepath.Join(idRW, "work"))
+	if err := MountOverlayAs(m, "overlay", l.merged, unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		t.Fatalf("mount overlay on idmapped layers: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(l.merged, unix.MNT_DETACH) })
+	return l
+}
+
+// TestUserNamespace: with a user namespace, the firmware's root is uid
+// 0 inside and an unprivileged uid outside; it owns its root-owned
+// files (idmapped layers), sets its own hostname, and what it writes is
+// stored as root's on the layer; host root's keyring is not its.
+func TestUserNamespace(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	lower := makeLower(t)
+	m := IDMap{Host: 1 << 20, Count: DefaultIDCount}
+	l := idmappedOverlay(t, lower, m)
+	r := run(t, Config{Root: l.merged, Hostname: "fw-test", UserNS: &m},
+		"euid", "read=/proc/self/uid_map", "stat=/etc/hostname", "write=/etc/hostname:mine", "write=/data/new:1",
+		"sethostname=fw-own", "hostname", "caps", "syscall=mount", "mount-tmpfs", "mknod-null=/tmp/n", "exists=/dev/null", "write=/dev/null:x")
+	for k, want := range map[string]string{
+		"euid": "0", "read:/proc/self/uid_map": fmt.Sprintf("%q", fmt.Sprintf("%10d %10d %10d\n", 0, m.Host, m.Count)),
+		"stat:/etc/hostname": "0:0 644", "write:/etc/hostname": "ok", "write:/data/new": "ok",
+		"sethostname": "ok", "hostname": "fw-own", "syscall:mount": "EPERM", "mount-tmpfs": "EPERM",
+		"mknod-null": "EPERM", "write:/dev/null": "ok",
+	} {
+		if got := r.one(k); got != want {
+			t.Errorf("inside the user namespace: %s = %s, want %s", k, got, want)
+		}
+	}
+	var st unix.Stat_t
+	for _, p := range []string{"etc/hostname", "data/new"} {
+		if err := unix.Stat(filepath.Join(l.upper, p), &st); err != nil || st.Uid != 0 {
+			t.Errorf("%s in the upper layer: uid %d (%v), want 0 (stored through the idmap)", p, st.Uid, err)
+		}
+	}
+	if h, _ := os.Hostname(); h == "fw-own" {
+		t.Errorf("the firmware set the host's hostname")
+	}
+}

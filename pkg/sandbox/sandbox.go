@@ -107,6 +107,10 @@ type Config struct {
 	// is moved into it before it does anything (it waits on a pipe,
 	// its descriptor 3, until then).
 	Cgroup *Cgroup `json:"-"`
+	// UserNS, when set, runs the firmware in a new user namespace with
+	// this mapping: its root is an unprivileged uid of the host. The
+	// root's layers must be idmapped to the same range (IDMapped).
+	UserNS *IDMap `json:",omitempty"`
 	// WaitParent tells the child to wait for that go-ahead.
 	WaitParent bool `json:",omitempty"`
 }
@@ -185,6 +189,26 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 			files[i] = null
 		}
 	}
+	sys := &syscall.SysProcAttr{
+		Cloneflags: c.Cloneflags(),
+		// The firmware dies with its supervisor; it survives the
+		// exec of its init (not set-user-ID).
+		Pdeathsig: syscall.SIGKILL,
+		// A session of its own: the firmware's init expects to
+		// be a session leader, and a terminal that is not its
+		// controlling terminal cannot be pushed input (TIOCSTI)
+		// without CAP_SYS_ADMIN.
+		Setsid: true,
+	}
+	if c.UserNS != nil {
+		sys.Cloneflags |= syscall.CLONE_NEWUSER
+		sys.UidMappings, sys.GidMappings = c.UserNS.uid(), c.UserNS.uid()
+		sys.GidMappingsEnableSetgroups = true
+		// The child is still the host's root (unmapped inside, so
+		// without capabilities there) until it becomes uid 0 of the
+		// new namespace.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	var goAhead *os.File
 	if c.Cgroup != nil {
 		r, w, err := os.Pipe()
@@ -199,17 +223,7 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 	p, err := os.StartProcess("/proc/self/exe", []string{"ofsroot-sandbox", c.Root}, &os.ProcAttr{
 		Env:   []string{childEnv + "=" + string(blob)},
 		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Cloneflags: c.Cloneflags(),
-			// The firmware dies with its supervisor; it survives the
-			// exec of its init (not set-user-ID).
-			Pdeathsig: syscall.SIGKILL,
-			// A session of its own: the firmware's init expects to
-			// be a session leader, and a terminal that is not its
-			// controlling terminal cannot be pushed input (TIOCSTI)
-			// without CAP_SYS_ADMIN.
-			Setsid: true,
-		},
+		Sys:   sys,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the sandbox for %s: %w", c.Root, err)

@@ -15,7 +15,8 @@
 // clone3, setuid-copy=PATH (a set-user-ID root copy of this program),
 // euid, sethostname=NAME, fill=PATH (write until an error; prints the
 // MiB written), forkbomb=N (start up to N processes), memhog=MIB,
-// rawsocket, mknod-null=PATH (char 1:3, then opens it), open=PATH.
+// rawsocket, mknod-null=PATH (char 1:3, then opens it), open=PATH,
+// stat=PATH (owner uid:gid and mode).
 package main
 
 import (
@@ -347,6 +348,13 @@ func main() {
 				f.Close()
 			}
 			say(name+":"+arg, err)
+		case "stat":
+			var st unix.Stat_t
+			if err := unix.Stat(arg, &st); err != nil {
+				say(name+":"+arg, err)
+				continue
+			}
+			fmt.Printf("ESCAPE stat:%s=%d:%d %o\n", arg, st.Uid, st.Gid, st.Mode&0o7777)
 		case "exit":
 			n, _ := strconv.Atoi(arg)
 			os.Exit(n)
