@@ -143,6 +143,7 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	memFlag := fs.String("memory", "1G", "memory the firmware may use (memory.max of its cgroup; 0: no limit)")
 	pids := fs.Int64("pids", 4096, "processes and threads the firmware may have (pids.max; 0: no limit)")
 	layerFlag := fs.String("layer-size", "1G", "size of a new instance's layer, reserved on the state folder's disk")
+	userns := fs.Bool("userns", true, "run the firmware in a user namespace: its root is an unprivileged uid range of the host (needs Linux 5.19 and idmapped-mount support in the firmware's and the state folder's filesystems; --userns=false runs it as the host's root, held by seccomp and dropped capabilities)")
 	pos, fwArgs, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -182,6 +183,11 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	db := store.Store{Dir: *state}
+	if *userns {
+		if err := searchable(filepath.Dir(db.Dir)); err != nil {
+			return err
+		}
+	}
 	cleaned, err := db.CleanStale()
 	for _, n := range cleaned {
 		fmt.Fprintf(stderr, "sandbox: unmounted what an earlier run of %s left mounted\n", n)
@@ -213,6 +219,9 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	if err := db.MakeLayer(inst, layerSize); err != nil {
 		return err
 	}
+	if err := db.PickUIDBase(inst); err != nil {
+		return err
+	}
 	if err := db.Save(inst); err != nil {
 		return err
 	}
@@ -222,7 +231,7 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	if err := db.MountLayer(inst.Name, false); err != nil {
 		return fmt.Errorf("mounting the instance's layer %s: %w", db.Image(inst.Name), err)
 	}
-	if err := db.MountUnion(inst.Name); err != nil {
+	if err := db.MountUnion(inst, *userns); err != nil {
 		return fmt.Errorf("mounting the instance's overlay: %w", err)
 	}
 	union := db.Union(inst.Name)
@@ -255,6 +264,10 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		AppArmorProfile: plan.Label,
 		Cgroup:          cg,
 	}
+	if *userns {
+		m := inst.IDMap()
+		cfg.UserNS = &m
+	}
 	if sandboxIsTerminal(os.Stdin) {
 		if tty, err := os.Readlink("/proc/self/fd/0"); err == nil {
 			cfg.Console = tty
@@ -268,7 +281,7 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "sandbox: %s: running %s of %s (sha256 %.12s, %s) in %s; network %s; %s\n", inst.Name, init, fw, hash, kind, union, net, limitsNote(memory, *pids, inst.LayerSize, cg))
+	fmt.Fprintf(stderr, "sandbox: %s: running %s of %s (sha256 %.12s, %s) in %s; network %s; %s; %s\n", inst.Name, init, fw, hash, kind, union, net, limitsNote(memory, *pids, inst.LayerSize, cg), usernsNote(cfg.UserNS))
 
 	var current atomic.Int64
 	var stopped atomic.Bool
@@ -330,6 +343,33 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		return cli.ExitCode(128 + int(last.Status.Signal()))
 	}
 	return nil
+}
+
+// searchable checks that every folder from dir up lets others through
+// (o+x): the firmware's root in its user namespace, an unprivileged uid
+// of the host, must reach its union in the state folder.
+func searchable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is mode %v: the firmware's root in its user namespace (an unprivileged uid of the host) cannot reach the state folder under it; chmod o+x %s, pick another --state, or run with --userns=false", p, fi.Mode().Perm(), p)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}
+
+// usernsNote says who the firmware's root is on the host.
+func usernsNote(m *sandbox.IDMap) string {
+	if m == nil {
+		return "no user namespace: the firmware's root is the host's root (held by seccomp and dropped capabilities)"
+	}
+	return fmt.Sprintf("user namespace: root inside is uid %d on the host (range %d-%d)", m.Host, m.Host, m.Host+m.Count-1)
 }
 
 // limitsNote says what the instance may use.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,12 @@ func sandboxHelper(t *testing.T, dir string) string {
 // /etc/gone, /old/f, /greetings and the usual mount points.
 func firmwareTree(t *testing.T, dir, helper string) string {
 	t.Helper()
+	// The firmware's root in its user namespace (an unprivileged uid
+	// of the host) must reach the instance's union in the state folder
+	// under dir: the test's folders are 0700.
+	for p := dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o711)
+	}
 	fw := filepath.Join(dir, "fw")
 	for _, d := range []string{"bin", "etc", "data", "old", "proc", "sys", "dev", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(fw, d), 0o755); err != nil {
@@ -471,7 +478,7 @@ func TestSandboxLimits(t *testing.T) {
 	// Inside.
 	lines, done, errb, _ := background(t, "sandbox", "run", fw, "--name", "lim", "--state", state, "--init", "/bin/escape",
 		"--layer-size", "32M", "--pids", "40", "--memory", "256M", "--",
-		"setuid-copy=/data/su", "fill=/data/big", "forkbomb=100", "pause")
+		"read=/proc/self/uid_map", "sethostname=fw-own", "hostname", "setuid-copy=/data/su", "fill=/data/big", "forkbomb=100", "pause")
 	t.Cleanup(func() { ofsroot("sandbox", "stop", "lim", "--now", "--state", state) })
 	var got []string
 	for l := range lines {
@@ -481,6 +488,14 @@ func TestSandboxLimits(t *testing.T) {
 		}
 	}
 	all := strings.Join(got, "\n")
+	// By default the firmware's root is an unprivileged uid range of
+	// the host, and it names its own host.
+	if !regexp.MustCompile(`ESCAPE read:/proc/self/uid_map="\s+0\s+[1-9][0-9]{5,}\s+65536\\n"`).MatchString(all) {
+		t.Errorf("the firmware's uid_map does not map root to an unprivileged range:\n%s", all)
+	}
+	if !strings.Contains(all, "ESCAPE sethostname=ok") || !strings.Contains(all, "ESCAPE hostname=fw-own") {
+		t.Errorf("the firmware could not set its own hostname:\n%s", all)
+	}
 	if !strings.Contains(all, "ESCAPE fill=ENOSPC") {
 		t.Errorf("the layer filler did not get ENOSPC:\n%s\n%s", all, errb)
 	}
@@ -509,7 +524,7 @@ func TestSandboxLimits(t *testing.T) {
 	if img.Size != 32<<20 || img.Blocks*512 > 32<<20 {
 		t.Errorf("the layer image is %d bytes, %d allocated, want 32 MiB", img.Size, img.Blocks*512)
 	}
-	if du, err := exec.Command("du", "-s", "-B1", "-x", state).Output(); err != nil {
+	if du, err := exec.Command("du", "-s", "-B1", "-x", "--exclude=ro*", "--exclude=union", "--exclude=layer", "--exclude=layer.idmapped", state).Output(); err != nil {
 		t.Error(err)
 	} else if n, _ := strconv.ParseInt(strings.Fields(string(du))[0], 10, 64); n > 33<<20 {
 		t.Errorf("the state folder takes %d bytes of the host's disk with a 32 MiB layer", n)
@@ -565,8 +580,8 @@ func TestSandboxLimits(t *testing.T) {
 	}
 
 	// A memory hog ends at --memory (the kernel's OOM killer, inside
-	// the instance's cgroup only).
-	code, out2, errs := ofsroot("sandbox", "run", fw, "--name", "lim", "--state", state, "--init", "/bin/escape", "--memory", "64M", "--", "memhog=200")
+	// the instance's cgroup only); without a user namespace too.
+	code, out2, errs := ofsroot("sandbox", "run", fw, "--name", "lim", "--state", state, "--init", "/bin/escape", "--memory", "64M", "--userns=false", "--", "memhog=200")
 	if code != 128+9 || strings.Contains(out2, "memhog=ok") {
 		t.Errorf("memory hog with --memory 64M: exit %d, want %d (killed)\n%s\n%s", code, 128+9, out2, errs)
 	}

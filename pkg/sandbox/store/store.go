@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -69,6 +70,50 @@ type Instance struct {
 	// LayerSize is the size of the instance's layer image, in bytes,
 	// fixed when it was made.
 	LayerSize int64 `json:"layer_size,omitempty"`
+	// UIDBase is the first host uid (and gid) of the instance's user
+	// namespace range (DefaultIDCount long; 0: none picked yet).
+	UIDBase uint32 `json:"uid_base,omitempty"`
+}
+
+// IDMap is the instance's user namespace mapping.
+func (i *Instance) IDMap() sandbox.IDMap {
+	return sandbox.IDMap{Host: i.UIDBase, Count: sandbox.DefaultIDCount}
+}
+
+// The ranges instances pick from, as systemd-nspawn's: 64 Ki uids each,
+// from 0x00080000 below 0x6fff0000.
+const (
+	firstUIDBase = 0x00080000
+	uidRanges    = (0x6fff0000 - firstUIDBase) / sandbox.DefaultIDCount
+)
+
+// PickUIDBase gives instance i a uid range of its own: the one its name
+// hashes to, or the next one no other instance holds.
+func (s Store) PickUIDBase(i *Instance) error {
+	if i.UIDBase != 0 {
+		return nil
+	}
+	list, err := s.List()
+	if err != nil {
+		return err
+	}
+	used := map[uint32]bool{}
+	for _, o := range list {
+		if o.Name != i.Name {
+			used[o.UIDBase] = true
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(i.Name))
+	k := h.Sum32() % uidRanges
+	for n := uint32(0); n < uidRanges; n++ {
+		base := firstUIDBase + ((k+n)%uidRanges)*sandbox.DefaultIDCount
+		if !used[base] {
+			i.UIDBase = base
+			return nil
+		}
+	}
+	return errors.New("no free uid range left for an instance")
 }
 
 // DefaultLayerSize is an instance layer's size unless asked otherwise.
@@ -97,6 +142,11 @@ func (s Store) Upper(name string) string { return filepath.Join(s.Layer(name), "
 func (s Store) Work(name string) string  { return filepath.Join(s.Layer(name), "work") }
 func (s Store) Union(name string) string { return filepath.Join(s.dir(name), "union") }
 
+// The idmapped views of ro and layer, for an instance in a user
+// namespace.
+func (s Store) idLower(name string) string { return filepath.Join(s.dir(name), "ro.idmapped") }
+func (s Store) idLayer(name string) string { return filepath.Join(s.dir(name), "layer.idmapped") }
+
 // ErrNoInstance is returned for a name the store does not have.
 var ErrNoInstance = errors.New("no such instance")
 
@@ -119,14 +169,16 @@ func (s Store) Load(name string) (*Instance, error) {
 	return &i, nil
 }
 
-// private makes the state folder and its instances folder, and makes
-// them 0700 (an older state folder was 0755).
+// private makes the state folder and its instances folder 0711: no
+// one but root lists them, and each instance's folder is 0700, root's,
+// or its user namespace root's (which must reach its union). (An older
+// state folder was 0755.)
 func (s Store) private() error {
 	for _, d := range []string{s.Dir, filepath.Join(s.Dir, "instances")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := os.MkdirAll(d, 0o711); err != nil {
 			return err
 		}
-		if err := os.Chmod(d, 0o700); err != nil {
+		if err := os.Chmod(d, 0o711); err != nil {
 			return err
 		}
 	}
@@ -138,10 +190,20 @@ func (s Store) Save(i *Instance) error {
 	if err := s.private(); err != nil {
 		return err
 	}
-	for _, d := range []string{s.Lower(i.Name), s.Layer(i.Name), s.Union(i.Name)} {
+	for _, d := range []string{s.Lower(i.Name), s.Layer(i.Name), s.Union(i.Name), s.idLower(i.Name), s.idLayer(i.Name)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
+	}
+	owner := 0
+	if i.UIDBase != 0 {
+		owner = int(i.UIDBase)
+	}
+	if err := os.Chown(s.dir(i.Name), owner, owner); err != nil {
+		return err
+	}
+	if err := os.Chmod(s.dir(i.Name), 0o700); err != nil {
+		return err
 	}
 	b, err := json.MarshalIndent(i, "", "  ")
 	if err != nil {
@@ -438,13 +500,29 @@ func (s Store) MountLayer(name string, readOnly bool) error {
 // the instance's layer works for nobody, inside or out.
 const unionFlags = unix.MS_NOSUID | unix.MS_NODEV
 
-// MountUnion mounts the instance's overlay: ro under upper.
-func (s Store) MountUnion(name string) error {
-	return mountfs.Mount("ofsroot-sandbox-"+name, s.Union(name), "overlay", unionFlags, s.unionData(name))
+// MountUnion mounts the instance's overlay: ro under upper. With
+// userns, the layers are seen through idmapped mounts of i's range, so
+// that the firmware's root (i.UIDBase on the host) owns what root owns
+// on them, and what it writes is stored as root's.
+func (s Store) MountUnion(i *Instance, userns bool) error {
+	if !userns {
+		return mountfs.Mount("ofsroot-sandbox-"+i.Name, s.Union(i.Name), "overlay", unionFlags, s.unionData(i.Name, false))
+	}
+	if err := sandbox.IDMapped(s.Lower(i.Name), s.idLower(i.Name), i.IDMap()); err != nil {
+		return fmt.Errorf("%w (--userns no runs it without a user namespace)", err)
+	}
+	if err := sandbox.IDMapped(s.Layer(i.Name), s.idLayer(i.Name), i.IDMap()); err != nil {
+		return fmt.Errorf("%w (--userns no runs it without a user namespace)", err)
+	}
+	return sandbox.MountOverlayAs(i.IDMap(), "ofsroot-sandbox-"+i.Name, s.Union(i.Name), unionFlags, s.unionData(i.Name, true))
 }
 
-func (s Store) unionData(name string) string {
-	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", s.Lower(name), s.Upper(name), s.Work(name))
+func (s Store) unionData(name string, idmapped bool) string {
+	lower, layer := s.Lower(name), s.Layer(name)
+	if idmapped {
+		lower, layer = s.idLower(name), s.idLayer(name)
+	}
+	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, filepath.Join(layer, "upper"), filepath.Join(layer, "work"))
 }
 
 // Remount makes the running instance's overlay see what changed in its
@@ -464,7 +542,12 @@ func (s Store) Remount(name string) error {
 	}
 	// The layers must be named again, as mount(8) does: overlayfs
 	// refuses a remount that would change them (EINVAL).
-	return mountfs.Mount("ofsroot-sandbox-"+name, s.Union(name), "overlay", unix.MS_REMOUNT|unix.MS_RELATIME|unionFlags, s.unionData(name))
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		return err
+	}
+	idmapped := len(Mounted(string(b), s.idLower(name))) > 0
+	return mountfs.Mount("ofsroot-sandbox-"+name, s.Union(name), "overlay", unix.MS_REMOUNT|unix.MS_RELATIME|unionFlags, s.unionData(name, idmapped))
 }
 
 // Mounted lists the mount points at or under dir, deepest first (of

@@ -99,9 +99,9 @@ func TestStoreRecords(t *testing.T) {
 		}
 	}
 	// Root only: the layers hold what the firmware wrote, as root.
-	for _, d := range []string{s.Dir, filepath.Join(s.Dir, "instances")} {
-		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
-			t.Errorf("%s: mode %v (%v), want 0700", d, fi.Mode().Perm(), err)
+	for d, want := range map[string]os.FileMode{s.Dir: 0o711, filepath.Join(s.Dir, "instances"): 0o711, filepath.Join(s.Dir, "instances/fw1"): 0o700} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", d, fi.Mode().Perm(), err, want)
 		}
 	}
 	if _, err := s.Load("nope"); err == nil {
