@@ -35,6 +35,13 @@ func sandboxed() bool { return os.Getenv("container") != "" }
 //	                           "escaped" when the initramfs's /init shows
 //	PROBE sandbox.capeff=HEX   /proc/self/status CapEff
 //	PROBE sandbox.nonewprivs=N
+//	PROBE sandbox.seccomp=N    /proc/self/status Seccomp (2: a filter)
+//	PROBE sandbox.keyctl=E     keyctl(GET_KEYRING_ID, the user keyring) (EPERM)
+//	PROBE sandbox.userns=E     unshare(CLONE_NEWUSER) (EPERM: the filter
+//	                           answers before the kernel's EINVAL for a
+//	                           threaded process)
+//	PROBE sandbox.clone3=E     clone3 with size 0 (ENOSYS from the filter,
+//	                           EINVAL from the kernel)
 func sandboxChecks() {
 	if !sandboxed() {
 		return
@@ -84,6 +91,15 @@ func sandboxChecks() {
 	// capability check comes first.
 	report("sandbox.reboot", "%s", errText(unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)))
 	report("sandbox.chroot", "%s", chrootEscape())
+	_, err = unix.KeyctlInt(unix.KEYCTL_GET_KEYRING_ID, unix.KEY_SPEC_USER_KEYRING, 0, 0, 0)
+	report("sandbox.keyctl", "%s", errText(err))
+	report("sandbox.userns", "%s", errText(unix.Unshare(unix.CLONE_NEWUSER)))
+	// clone3: the same number on every architecture.
+	if _, _, e := unix.Syscall(435, 0, 0, 0); e != 0 {
+		report("sandbox.clone3", "%s", errText(e))
+	} else {
+		report("sandbox.clone3", "ok")
+	}
 	if st, err := os.Open("/proc/self/status"); err == nil {
 		sc := bufio.NewScanner(st)
 		for sc.Scan() {
@@ -93,6 +109,8 @@ func sandboxChecks() {
 				report("sandbox.capeff", "%s", strings.TrimSpace(v))
 			case "NoNewPrivs":
 				report("sandbox.nonewprivs", "%s", strings.TrimSpace(v))
+			case "Seccomp":
+				report("sandbox.seccomp", "%s", strings.TrimSpace(v))
 			}
 		}
 		st.Close()
