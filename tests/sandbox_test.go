@@ -71,10 +71,10 @@ func checkSandboxBoot(t *testing.T, boardName string) {
 		"sandbox.apparmor":   sandbox.DefaultProfile + " (enforce)",
 		// The seccomp filter (no AppArmor needed): keyring, nested
 		// user namespaces, clone3 and the rest.
-		"sandbox.keyctl":    "EPERM",
-		"sandbox.userns":    "EPERM",
-		"sandbox.clone3":    "ENOSYS",
-		"sandbox.seccomp":   "2",
+		"sandbox.keyctl":  "EPERM",
+		"sandbox.userns":  "EPERM",
+		"sandbox.clone3":  "ENOSYS",
+		"sandbox.seccomp": "2",
 	} {
 		if got := v(k); got != want {
 			t.Errorf("%s = %s, want %s", k, got, want)
