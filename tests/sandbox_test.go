@@ -31,7 +31,22 @@ func sandboxBoot(t *testing.T, boardName string, words ...string) *bootlab.Run {
 // reboots; the disk image is unchanged.
 func TestSandboxBoot(t *testing.T) {
 	t.Parallel()
-	checkSandboxBoot(t, "qemu-x86_64")
+	// ofs-sandbox-dev=: the second serial port's node is inside, as
+	// the host's (char 4:65), and nothing else of the host's /dev.
+	r := checkSandboxBoot(t, "qemu-x86_64", "ofs-sandbox-dev=ttyS1")
+	if got := last(r, "sandbox.dev:/dev/ttyS1"); got != "c 4:65" {
+		t.Errorf("the ofs-sandbox-dev= node /dev/ttyS1 inside: %s, want c 4:65", got)
+	}
+	if got := last(r, "sandbox.disk"); got != "ENOENT" {
+		t.Errorf("the root disk's node inside: %s, want ENOENT", got)
+	}
+}
+
+func last(r *bootlab.Report, k string) string {
+	if vs := r.Values[k]; len(vs) > 0 {
+		return vs[len(vs)-1]
+	}
+	return "(missing)"
 }
 
 // TestSandboxBootARM is the same boot on the ARM boards the sandbox is
@@ -47,15 +62,11 @@ func TestSandboxBootARM(t *testing.T) {
 	}
 }
 
-func checkSandboxBoot(t *testing.T, boardName string) {
-	run := sandboxBoot(t, boardName, "overlayfs=sandbox", "ofs-size=20", "ofs-sandbox-hostname=fw1", "ofs-sandbox-restart=1", "probe.exit=7")
+func checkSandboxBoot(t *testing.T, boardName string, words ...string) *bootlab.Report {
+	words = append([]string{"overlayfs=sandbox", "ofs-size=20", "ofs-sandbox-hostname=fw1", "ofs-sandbox-restart=1", "probe.exit=7"}, words...)
+	run := sandboxBoot(t, boardName, words...)
 	r := run.Report
-	v := func(k string) string {
-		if vs := r.Values[k]; len(vs) > 0 {
-			return vs[len(vs)-1]
-		}
-		return "(missing)"
-	}
+	v := func(k string) string { return last(r, k) }
 	if r.PID != 1 {
 		t.Errorf("the probe ran as PID %d, want 1 of its namespace", r.PID)
 	}
@@ -131,4 +142,5 @@ func checkSandboxBoot(t *testing.T, boardName string) {
 	}
 	assertImageUnchanged(t, run)
 	t.Logf("sandbox boot on %s: probe started %s times, %.1f s of QEMU", boardName, v("sandbox.run"), run.Console.Duration.Seconds())
+	return r
 }

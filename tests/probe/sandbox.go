@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ func sandboxed() bool { return os.Getenv("container") != "" }
 //	                           threaded process)
 //	PROBE sandbox.clone3=E     clone3 with size 0 (ENOSYS from the filter,
 //	                           EINVAL from the kernel)
+//	PROBE sandbox.dev:/dev/X=T each ofs-sandbox-dev= node inside: "c MAJ:MIN"
+//	                           (or "b ..."), or why not
+//	PROBE sandbox.disk=E       the root disk's node inside (ENOENT)
 func sandboxChecks() {
 	if !sandboxed() {
 		return
@@ -91,6 +95,23 @@ func sandboxChecks() {
 	// capability check comes first.
 	report("sandbox.reboot", "%s", errText(unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)))
 	report("sandbox.chroot", "%s", chrootEscape())
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, w := range strings.Fields(string(b)) {
+			v, ok := strings.CutPrefix(w, "ofs-sandbox-dev=")
+			if !ok {
+				continue
+			}
+			for _, d := range strings.Split(v, ",") {
+				p := "/dev/" + strings.TrimPrefix(d, "/dev/")
+				report("sandbox.dev:"+p, "%s", nodeText(p))
+			}
+		}
+		for _, w := range strings.Fields(string(b)) {
+			if v, ok := strings.CutPrefix(w, "root=/dev/"); ok {
+				report("sandbox.disk", "%s", nodeText("/dev/"+v))
+			}
+		}
+	}
 	_, err = unix.KeyctlInt(unix.KEYCTL_GET_KEYRING_ID, unix.KEY_SPEC_USER_KEYRING, 0, 0, 0)
 	report("sandbox.keyctl", "%s", errText(err))
 	report("sandbox.userns", "%s", errText(unix.Unshare(unix.CLONE_NEWUSER)))
@@ -140,4 +161,21 @@ func chrootEscape() string {
 		return "lost: neither the sandbox's root nor the initramfs"
 	}
 	return "contained"
+}
+
+// nodeText describes device node p: "c 4:65", or the error.
+func nodeText(p string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return errText(err)
+	}
+	kind := "c"
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFBLK:
+		kind = "b"
+	case unix.S_IFCHR:
+	default:
+		return "not a device node"
+	}
+	return fmt.Sprintf("%s %d:%d", kind, unix.Major(st.Rdev), unix.Minor(st.Rdev))
 }
