@@ -24,6 +24,17 @@
 //     make a node for the real disk;
 //   - PR_SET_NO_NEW_PRIVS; PR_SET_PDEATHSIG (SIGKILL) so the firmware
 //     dies with its supervisor;
+//   - a seccomp filter (BuildFilter, Denied): keyring, kexec, bpf, perf,
+//     module, clock, mount-family, swap, reboot and raw I/O calls and
+//     nested user namespaces refused with EPERM, clone3 with ENOSYS, for
+//     each architecture the kernel may run the firmware as;
+//   - no descriptor but 0, 1 and 2 (close_range before the exec);
+//   - with Config.UserNS, a user namespace whose root is an unprivileged
+//     uid range of the host (the root's layers idmapped to it: IDMapped,
+//     MountOverlayAs); device nodes are then bound, not made, and
+//     CAP_SYS_ADMIN of its own namespace is kept (its hostname);
+//   - with Config.Cgroup, its own cgroup (NewCgroup: memory.max,
+//     pids.max, v2 or v1), entered before it runs anything;
 //   - an AppArmor profile where the kernel has AppArmor (PrepareAppArmor,
 //     Config.AppArmorProfile; written as the exec label before the exec);
 //   - the hostname set; the console (or the caller's terminal) passed
