@@ -273,6 +273,17 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 			cfg.Console = tty
 		}
 	}
+	if cfg.UserNS != nil && cfg.Console != "" {
+		// The firmware's root (an unprivileged uid of the host) opens
+		// /dev/console by path: the terminal is lent to it for the
+		// run, then given back.
+		restore, err := lendTerminal(cfg.Console, int(cfg.UserNS.Host))
+		if err != nil {
+			fmt.Fprintf(stderr, "sandbox: warning: %v; the firmware keeps its standard input and output but cannot open /dev/console\n", err)
+		} else {
+			defer restore()
+		}
+	}
 	out, copyDone, err := fileFor(stdout)
 	if err != nil {
 		return err
@@ -343,6 +354,19 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		return cli.ExitCode(128 + int(last.Status.Signal()))
 	}
 	return nil
+}
+
+// lendTerminal makes tty owned by uid until the returned function gives
+// it back to its owner.
+func lendTerminal(tty string, uid int) (func(), error) {
+	var st unix.Stat_t
+	if err := unix.Stat(tty, &st); err != nil {
+		return nil, err
+	}
+	if err := unix.Chown(tty, uid, -1); err != nil {
+		return nil, fmt.Errorf("lending the terminal %s to the firmware: %w", tty, err)
+	}
+	return func() { unix.Chown(tty, int(st.Uid), -1) }, nil
 }
 
 // searchable checks that every folder from dir up lets others through

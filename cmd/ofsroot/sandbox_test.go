@@ -609,3 +609,66 @@ func limCgroups(t *testing.T) []string {
 	}
 	return dirs
 }
+
+// TestSandboxConsoleUserNS: run from a terminal, the firmware's root in
+// its user namespace opens /dev/console (the terminal, lent to it for the
+// run) and writes to it; afterwards the terminal is its owner's again.
+func TestSandboxConsoleUserNS(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	buildOfsroot(t)
+	dir := t.TempDir()
+	fw := firmwareTree(t, dir, sandboxHelper(t, dir))
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slavePath := fmt.Sprintf("/dev/pts/%d", n)
+	slave, err := os.OpenFile(slavePath, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	var before unix.Stat_t
+	unix.Stat(slavePath, &before)
+	got := make(chan string, 1)
+	go func() {
+		var all []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil || bytes.Contains(all, []byte("through-console")) {
+				got <- string(all)
+				return
+			}
+		}
+	}()
+	cmd := exec.Command(ofsrootBin, "sandbox", "run", fw, "--name", "con", "--state", filepath.Join(dir, "state"), "--layer-size", "16M", "--init", "/bin/escape", "--", "open=/dev/console", "write=/dev/console:through-console")
+	cmd.Stdin = slave
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "ESCAPE open:/dev/console=ok") {
+		t.Errorf("the firmware could not open /dev/console:\n%s", out.String())
+	}
+	var after unix.Stat_t
+	unix.Stat(slavePath, &after)
+	// Closing the last slave ends the reader (EIO) if nothing came.
+	slave.Close()
+	if s := <-got; !strings.Contains(s, "through-console") {
+		t.Errorf("the terminal did not get the firmware's write: %q", s)
+	}
+	if after.Uid != before.Uid {
+		t.Errorf("the terminal is owned by uid %d after the run, was %d", after.Uid, before.Uid)
+	}
+}
