@@ -410,6 +410,7 @@ func TestSandboxRunnerKilled(t *testing.T) {
 	if len(mountsUnder(t, state)) == 0 {
 		t.Fatal("the killed runner left nothing mounted: nothing to clean (test precondition)")
 	}
+	kCgroup := instanceCgroups(t, "k")
 	code, out, _ := ofsroot("sandbox", "list", "--state", state)
 	if code != 0 || !regexpLine(out, "k ", "stopped") {
 		t.Errorf("list after the kill:\n%s", out)
@@ -417,6 +418,11 @@ func TestSandboxRunnerKilled(t *testing.T) {
 	code, _, errs := ofsroot("sandbox", "run", fw, "--layer-size", "16M", "--name", "k2", "--state", state, "--init", "/bin/escape")
 	if code != 0 || !strings.Contains(errs, "unmounted what an earlier run of k left mounted") {
 		t.Errorf("the next run: exit %d\n%s", code, errs)
+	}
+	for _, d := range kCgroup {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("the killed runner's cgroup %s is left after the next run", d)
+		}
 	}
 	if m := mountsUnder(t, state); len(m) > 0 {
 		t.Errorf("still mounted: %q", m)
@@ -561,7 +567,7 @@ func TestSandboxLimits(t *testing.T) {
 	unix.Unmount(open, 0)
 
 	// The cgroup, then stop: nothing left.
-	cgDirs := limCgroups(t)
+	cgDirs := instanceCgroups(t, "lim")
 	code, _, errs := ofsroot("sandbox", "stop", "lim", "--state", state)
 	if code != 0 {
 		t.Errorf("stop: %s", errs)
@@ -590,12 +596,12 @@ func TestSandboxLimits(t *testing.T) {
 	}
 }
 
-// limCgroups finds instance lim's cgroup folders.
-func limCgroups(t *testing.T) []string {
+// instanceCgroups finds a running instance's cgroup folders.
+func instanceCgroups(t *testing.T, name string) []string {
 	t.Helper()
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	self, _ := os.ReadFile("/proc/self/cgroup")
-	dirs, _, err := sandbox.CgroupDirs(string(mi), string(self), "lim", func(p string) string {
+	dirs, _, err := sandbox.CgroupDirs(string(mi), string(self), name, func(p string) string {
 		b, _ := os.ReadFile(filepath.Join(p, "cgroup.controllers"))
 		return string(b)
 	})

@@ -123,20 +123,45 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// NewCgroup makes the instance's cgroup and sets its limits.
-func NewCgroup(name string, l Limits) (*Cgroup, error) {
+// instanceCgroup is where the cgroup of instance name goes on this host.
+func instanceCgroup(name string) ([]string, bool, error) {
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	dirs, v2, err := CgroupDirs(string(mi), string(self), name, func(p string) string {
+	return CgroupDirs(string(mi), string(self), name, func(p string) string {
 		b, _ := os.ReadFile(filepath.Join(p, "cgroup.controllers"))
 		return string(b)
 	})
+}
+
+// RemoveStaleCgroup removes what a runner killed before it could clean
+// up left of instance name's cgroup (its processes are killed). It
+// returns whether there was one.
+func RemoveStaleCgroup(name string) (bool, error) {
+	dirs, v2, err := instanceCgroup(name)
+	if err != nil {
+		return false, nil // no hierarchy: nothing can be left
+	}
+	var left []string
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			left = append(left, d)
+		}
+	}
+	if len(left) == 0 {
+		return false, nil
+	}
+	return true, (&Cgroup{Dirs: left, V2: v2}).Remove()
+}
+
+// NewCgroup makes the instance's cgroup and sets its limits.
+func NewCgroup(name string, l Limits) (*Cgroup, error) {
+	dirs, v2, err := instanceCgroup(name)
 	if err != nil {
 		return nil, err
 	}

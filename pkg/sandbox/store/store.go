@@ -611,11 +611,17 @@ func (s Store) CleanStale() ([]string, error) {
 		if s.Running(i.Name) {
 			continue
 		}
+		stale, err := sandbox.RemoveStaleCgroup(i.Name)
+		if err != nil {
+			errs = append(errs, err)
+		}
 		if len(Mounted(string(b), s.dir(i.Name))) > 0 {
 			if err := s.Unmount(i.Name); err != nil {
 				errs = append(errs, err)
 				continue
 			}
+			cleaned = append(cleaned, i.Name)
+		} else if stale {
 			cleaned = append(cleaned, i.Name)
 		}
 		if i.PID != 0 {
