@@ -8,11 +8,11 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
 )
 
-// sandboxBoot boots qemu-x86_64 with words; unlike boot it expects the
+// sandboxBoot boots the board with words; unlike boot it expects the
 // init to stay PID 1 as the supervisor rather than switch root.
-func sandboxBoot(t *testing.T, words ...string) *bootlab.Run {
+func sandboxBoot(t *testing.T, boardName string, words ...string) *bootlab.Run {
 	t.Helper()
-	l := getLab(t, "qemu-x86_64")
+	l := getLab(t, boardName)
 	initrdPath, _ := l.initrd(t, variant{apparmor: true})
 	img, root := l.setup.DefaultRoot()
 	// QEMU must exit by itself: the supervisor reboots.
@@ -31,14 +31,42 @@ func sandboxBoot(t *testing.T, words ...string) *bootlab.Run {
 // reboots; the disk image is unchanged.
 func TestSandboxBoot(t *testing.T) {
 	t.Parallel()
-	run := sandboxBoot(t, "overlayfs=sandbox", "ofs-size=20", "ofs-sandbox-hostname=fw1", "ofs-sandbox-restart=1", "probe.exit=7")
-	r := run.Report
-	v := func(k string) string {
-		if vs := r.Values[k]; len(vs) > 0 {
-			return vs[len(vs)-1]
-		}
-		return "(missing)"
+	// ofs-sandbox-dev=: the second serial port's node is inside, as
+	// the host's (char 4:65), and nothing else of the host's /dev.
+	r := checkSandboxBoot(t, "qemu-x86_64", "ofs-sandbox-dev=ttyS1")
+	if got := last(r, "sandbox.dev:/dev/ttyS1"); got != "c 4:65" {
+		t.Errorf("the ofs-sandbox-dev= node /dev/ttyS1 inside: %s, want c 4:65", got)
 	}
+	if got := last(r, "sandbox.disk"); got != "ENOENT" {
+		t.Errorf("the root disk's node inside: %s, want ENOENT", got)
+	}
+}
+
+func last(r *bootlab.Report, k string) string {
+	if vs := r.Values[k]; len(vs) > 0 {
+		return vs[len(vs)-1]
+	}
+	return "(missing)"
+}
+
+// TestSandboxBootARM is the same boot on the ARM boards the sandbox is
+// meant for (QEMU's sabrelite machine, with each board's device tree),
+// on Debian's armmp kernel, AppArmor profile included.
+func TestSandboxBootARM(t *testing.T) {
+	t.Parallel()
+	for _, b := range []string{"sabrelite", "nitrogen6x"} {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			checkSandboxBoot(t, b)
+		})
+	}
+}
+
+func checkSandboxBoot(t *testing.T, boardName string, words ...string) *bootlab.Report {
+	words = append([]string{"overlayfs=sandbox", "ofs-size=20", "ofs-sandbox-hostname=fw1", "ofs-sandbox-restart=1", "probe.exit=7"}, words...)
+	run := sandboxBoot(t, boardName, words...)
+	r := run.Report
+	v := func(k string) string { return last(r, k) }
 	if r.PID != 1 {
 		t.Errorf("the probe ran as PID %d, want 1 of its namespace", r.PID)
 	}
@@ -52,6 +80,12 @@ func TestSandboxBoot(t *testing.T) {
 		"sandbox.nonewprivs": "1",
 		"sandbox.chroot":     "contained",
 		"sandbox.apparmor":   sandbox.DefaultProfile + " (enforce)",
+		// The seccomp filter (no AppArmor needed): keyring, nested
+		// user namespaces, clone3 and the rest.
+		"sandbox.keyctl":  "EPERM",
+		"sandbox.userns":  "EPERM",
+		"sandbox.clone3":  "ENOSYS",
+		"sandbox.seccomp": "2",
 	} {
 		if got := v(k); got != want {
 			t.Errorf("%s = %s, want %s", k, got, want)
@@ -107,5 +141,6 @@ func TestSandboxBoot(t *testing.T) {
 		t.Errorf("status mode %q requested %q, want sandbox", st.Mode, st.Requested)
 	}
 	assertImageUnchanged(t, run)
-	t.Logf("sandbox boot: probe started %s times, %.1f s of QEMU", v("sandbox.run"), run.Console.Duration.Seconds())
+	t.Logf("sandbox boot on %s: probe started %s times, %.1f s of QEMU", boardName, v("sandbox.run"), run.Console.Duration.Seconds())
+	return r
 }

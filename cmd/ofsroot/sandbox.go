@@ -19,10 +19,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/pkg/cli"
+	"github.com/ofsroot/ofsroot/pkg/diskimage"
 	"github.com/ofsroot/ofsroot/pkg/overlaydiff"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
 	"github.com/ofsroot/ofsroot/pkg/sandbox/store"
 	"github.com/ofsroot/ofsroot/pkg/switchroot"
+	"github.com/ofsroot/ofsroot/pkg/units"
 )
 
 func init() {
@@ -36,10 +38,14 @@ func init() {
 	}
 }
 
-const sandboxUsage = `  ofsroot sandbox run FIRMWARE [--name N] [--state DIR] [--net private|host] [--init PATH] [--restart always|never|N] [-- ARGS]
+const sandboxUsage = `  ofsroot sandbox run FIRMWARE [--name N] [--state DIR] [--net private|host] [--init PATH] [--restart always|never|N]
+                       [--memory SIZE] [--pids N] [--layer-size SIZE] [-- ARGS]
       FIRMWARE is a folder or an ext2/3/4 or squashfs image; it is mounted read-only
       and never written. Each run without --name makes a new instance; --name of a
       stopped instance goes on with its layer. Runs in the foreground; Ctrl-C stops it.
+      Limits: --memory (default 1G) and --pids (default 4096) in the instance's own
+      cgroup (0: none); --layer-size (default 1G, fixed when the instance is made)
+      caps what the firmware can write: then it gets ENOSPC.
   ofsroot sandbox list [--state DIR]
   ofsroot sandbox stop NAME [--now] [--state DIR]
   ofsroot sandbox drop NAME [--state DIR]         remove a stopped instance's layer
@@ -47,7 +53,7 @@ const sandboxUsage = `  ofsroot sandbox run FIRMWARE [--name N] [--state DIR] [-
                                                   deleted (D), made opaque (O)
   ofsroot sandbox remount NAME [--state DIR]      pick up changes to a firmware folder
   ofsroot sandbox profile                         print the AppArmor profile
-State: DIR/instances/NAME/{instance.json,ro,upper,work,union} (default ` + store.DefaultStateDir + `).`
+State: DIR/instances/NAME/{instance.json,ro,layer.img,layer/{upper,work},union} (default ` + store.DefaultStateDir + `, root only).`
 
 func runSandbox(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -134,9 +140,24 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	initPath := fs.String("init", "", "the firmware's init, a path inside it (default: the first of "+strings.Join(switchroot.DefaultInits, ", ")+")")
 	restartFlag := fs.String("restart", "never", "restart the firmware when it ends: always, never or a count")
 	hostname := fs.String("hostname", "", "host name inside (default: the instance name)")
+	memFlag := fs.String("memory", "1G", "memory the firmware may use (memory.max of its cgroup; 0: no limit)")
+	pids := fs.Int64("pids", 4096, "processes and threads the firmware may have (pids.max; 0: no limit)")
+	layerFlag := fs.String("layer-size", "1G", "size of a new instance's layer, reserved on the state folder's disk")
+	userns := fs.Bool("userns", true, "run the firmware in a user namespace: its root is an unprivileged uid range of the host (needs Linux 5.19 and idmapped-mount support in the firmware's and the state folder's filesystems; --userns=false runs it as the host's root, held by seccomp and dropped capabilities)")
 	pos, fwArgs, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	memory, err := diskimage.ParseSize(*memFlag)
+	if err != nil || memory < 0 {
+		return fmt.Errorf("%w: --memory %q: want a size such as 512M or 2G, or 0", errUsage, *memFlag)
+	}
+	layerSize, err := diskimage.ParseSize(*layerFlag)
+	if err != nil || layerSize < 8<<20 {
+		return fmt.Errorf("%w: --layer-size %q: want a size of at least 8M, such as 256M or 2G", errUsage, *layerFlag)
+	}
+	if *pids < 0 {
+		return fmt.Errorf("%w: --pids %d: want a count, or 0", errUsage, *pids)
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: sandbox run takes one FIRMWARE (a folder or an image)", errUsage)
@@ -162,6 +183,11 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	db := store.Store{Dir: *state}
+	if *userns {
+		if err := searchable(filepath.Dir(db.Dir)); err != nil {
+			return err
+		}
+	}
 	cleaned, err := db.CleanStale()
 	for _, n := range cleaned {
 		fmt.Fprintf(stderr, "sandbox: unmounted what an earlier run of %s left mounted\n", n)
@@ -190,10 +216,22 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		inst.PID = 0
 		db.Save(inst)
 	}()
+	if err := db.MakeLayer(inst, layerSize); err != nil {
+		return err
+	}
+	if err := db.PickUIDBase(inst); err != nil {
+		return err
+	}
+	if err := db.Save(inst); err != nil {
+		return err
+	}
 	if err := db.MountLower(inst); err != nil {
 		return fmt.Errorf("mounting the firmware %s read-only: %w", fw, err)
 	}
-	if err := db.MountUnion(inst.Name); err != nil {
+	if err := db.MountLayer(inst.Name, false); err != nil {
+		return fmt.Errorf("mounting the instance's layer %s: %w", db.Image(inst.Name), err)
+	}
+	if err := db.MountUnion(inst, *userns); err != nil {
 		return fmt.Errorf("mounting the instance's overlay: %w", err)
 	}
 	union := db.Union(inst.Name)
@@ -208,14 +246,42 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	}
 	plan := sandbox.PrepareAppArmor(sandbox.DefaultProfile)
 	fmt.Fprintf(stderr, "sandbox: %s\n", plan.Note)
+	var cg *sandbox.Cgroup
+	if memory > 0 || *pids > 0 {
+		cg, err = sandbox.NewCgroup(inst.Name, sandbox.Limits{Memory: memory, Pids: *pids})
+		if err != nil {
+			return fmt.Errorf("the instance's cgroup (for --memory and --pids): %w", err)
+		}
+		defer func() {
+			if err := cg.Remove(); err != nil {
+				fmt.Fprintf(stderr, "sandbox: warning: %v\n", err)
+			}
+		}()
+	}
 	cfg := sandbox.Config{
 		Root: union, Init: init, Args: fwArgs, Hostname: *hostname, Net: net,
 		Env:             []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=" + envOr("TERM", "linux")},
 		AppArmorProfile: plan.Label,
+		Cgroup:          cg,
+	}
+	if *userns {
+		m := inst.IDMap()
+		cfg.UserNS = &m
 	}
 	if sandboxIsTerminal(os.Stdin) {
 		if tty, err := os.Readlink("/proc/self/fd/0"); err == nil {
 			cfg.Console = tty
+		}
+	}
+	if cfg.UserNS != nil && cfg.Console != "" {
+		// The firmware's root (an unprivileged uid of the host) opens
+		// /dev/console by path: the terminal is lent to it for the
+		// run, then given back.
+		restore, err := lendTerminal(cfg.Console, int(cfg.UserNS.Host))
+		if err != nil {
+			fmt.Fprintf(stderr, "sandbox: warning: %v; the firmware keeps its standard input and output but cannot open /dev/console\n", err)
+		} else {
+			defer restore()
 		}
 	}
 	out, copyDone, err := fileFor(stdout)
@@ -226,7 +292,7 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "sandbox: %s: running %s of %s (sha256 %.12s, %s) in %s; network %s\n", inst.Name, init, fw, hash, kind, union, net)
+	fmt.Fprintf(stderr, "sandbox: %s: running %s of %s (sha256 %.12s, %s) in %s; network %s; %s; %s\n", inst.Name, init, fw, hash, kind, union, net, limitsNote(memory, *pids, inst.LayerSize, cg), usernsNote(cfg.UserNS))
 
 	var current atomic.Int64
 	var stopped atomic.Bool
@@ -288,6 +354,66 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		return cli.ExitCode(128 + int(last.Status.Signal()))
 	}
 	return nil
+}
+
+// lendTerminal makes tty owned by uid until the returned function gives
+// it back to its owner.
+func lendTerminal(tty string, uid int) (func(), error) {
+	var st unix.Stat_t
+	if err := unix.Stat(tty, &st); err != nil {
+		return nil, err
+	}
+	if err := unix.Chown(tty, uid, -1); err != nil {
+		return nil, fmt.Errorf("lending the terminal %s to the firmware: %w", tty, err)
+	}
+	return func() { unix.Chown(tty, int(st.Uid), -1) }, nil
+}
+
+// searchable checks that every folder from dir up lets others through
+// (o+x): the firmware's root in its user namespace, an unprivileged uid
+// of the host, must reach its union in the state folder.
+func searchable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is mode %v: the firmware's root in its user namespace (an unprivileged uid of the host) cannot reach the state folder under it; chmod o+x %s, pick another --state, or run with --userns=false", p, fi.Mode().Perm(), p)
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}
+
+// usernsNote says who the firmware's root is on the host.
+func usernsNote(m *sandbox.IDMap) string {
+	if m == nil {
+		return "no user namespace: the firmware's root is the host's root (held by seccomp and dropped capabilities)"
+	}
+	return fmt.Sprintf("user namespace: root inside is uid %d on the host (range %d-%d)", m.Host, m.Host, m.Host+m.Count-1)
+}
+
+// limitsNote says what the instance may use.
+func limitsNote(memory, pids, layer int64, cg *sandbox.Cgroup) string {
+	mem, pid := "memory unlimited", "processes unlimited"
+	if memory > 0 {
+		mem = "memory " + units.Bytes(memory)
+	}
+	if pids > 0 {
+		pid = fmt.Sprintf("at most %d processes", pids)
+	}
+	where := ""
+	if cg != nil {
+		v := "cgroup v1 "
+		if cg.V2 {
+			v = "cgroup v2 "
+		}
+		where = " (" + v + strings.Join(cg.Dirs, ", ") + ")"
+	}
+	return fmt.Sprintf("%s, %s%s; layer %s", mem, pid, where, units.Bytes(layer))
 }
 
 // stopGrace is how long the firmware's init has to end after SIGTERM.

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +41,12 @@ func sandboxHelper(t *testing.T, dir string) string {
 // /etc/gone, /old/f, /greetings and the usual mount points.
 func firmwareTree(t *testing.T, dir, helper string) string {
 	t.Helper()
+	// The firmware's root in its user namespace (an unprivileged uid
+	// of the host) must reach the instance's union in the state folder
+	// under dir: the test's folders are 0700.
+	for p := dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o711)
+	}
 	fw := filepath.Join(dir, "fw")
 	for _, d := range []string{"bin", "etc", "data", "old", "proc", "sys", "dev", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(fw, d), 0o755); err != nil {
@@ -195,7 +203,7 @@ func TestSandboxRunner(t *testing.T) {
 	state := filepath.Join(dir, "state")
 
 	// 1. One instance makes changes; diff reports exactly them.
-	code, out, errs := ofsroot("sandbox", "run", img, "--name", "a", "--state", state, "--init", "/bin/escape", "--",
+	code, out, errs := ofsroot("sandbox", "run", img, "--layer-size", "16M", "--name", "a", "--state", state, "--init", "/bin/escape", "--",
 		"pid", "hostname", "write=/data/new:1", "write=/etc/hostname:changed", "remove=/etc/gone", "remove=/old", "mkdir=/old", "mkdir=/newdir", "write=/greetings:plop\n")
 	if code != 0 {
 		t.Fatalf("run a: exit %d\n%s\n%s", code, out, errs)
@@ -212,9 +220,9 @@ func TestSandboxRunner(t *testing.T) {
 	}
 
 	// 2. Two instances at once do not see each other's writes.
-	lines, done, p1err, p1 := background(t, "sandbox", "run", img, "--name", "p1", "--state", state, "--init", "/bin/escape", "--", "write=/data/p1:1", "pause")
+	lines, done, p1err, p1 := background(t, "sandbox", "run", img, "--layer-size", "16M", "--name", "p1", "--state", state, "--init", "/bin/escape", "--", "write=/data/p1:1", "pause")
 	waitLine(t, lines, "ESCAPE pause=ok")
-	code, out, errs = ofsroot("sandbox", "run", img, "--name", "p2", "--state", state, "--init", "/bin/escape", "--", "exists=/data/p1", "exists=/data/new", "write=/data/p2:2")
+	code, out, errs = ofsroot("sandbox", "run", img, "--layer-size", "16M", "--name", "p2", "--state", state, "--init", "/bin/escape", "--", "exists=/data/p1", "exists=/data/new", "write=/data/p2:2")
 	if code != 0 || !strings.Contains(out, "ESCAPE exists:/data/p1=ENOENT") || !strings.Contains(out, "ESCAPE exists:/data/new=ENOENT") {
 		t.Errorf("p2 sees another instance's files (exit %d):\n%s\n%s", code, out, errs)
 	}
@@ -222,7 +230,7 @@ func TestSandboxRunner(t *testing.T) {
 	if code != 0 || !regexpLine(out, "p1", "running (pid "+strconv.Itoa(p1)+")") || !regexpLine(out, "p2", "stopped: exited with status 0") || !regexpLine(out, "a ", imgHash[:12], "image") {
 		t.Errorf("list:\n%s", out)
 	}
-	if code, _, errs := ofsroot("sandbox", "run", img, "--name", "p1", "--state", state, "--init", "/bin/escape"); code == 0 || !strings.Contains(errs, "running already") {
+	if code, _, errs := ofsroot("sandbox", "run", img, "--layer-size", "16M", "--name", "p1", "--state", state, "--init", "/bin/escape"); code == 0 || !strings.Contains(errs, "running already") {
 		t.Errorf("a second run of a running instance: exit %d, %s", code, errs)
 	}
 	if code, _, errs := ofsroot("sandbox", "drop", "p1", "--state", state); code == 0 || !strings.Contains(errs, "is running") {
@@ -246,7 +254,7 @@ func TestSandboxRunner(t *testing.T) {
 	if err := unix.Mount("tmpfs", filepath.Join(state, "instances/p2/union"), "tmpfs", 0, ""); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs = ofsroot("sandbox", "run", img, "--state", state, "--init", "/bin/escape", "--", "exit=3")
+	code, _, errs = ofsroot("sandbox", "run", img, "--layer-size", "16M", "--state", state, "--init", "/bin/escape", "--", "exit=3")
 	if code != 3 {
 		t.Errorf("run with exit=3: exit %d\n%s", code, errs)
 	}
@@ -288,7 +296,7 @@ func TestSandboxRemount(t *testing.T) {
 	dir := t.TempDir()
 	fw := firmwareTree(t, dir, sandboxHelper(t, dir))
 	state := filepath.Join(dir, "state")
-	lines, done, errb, runner := background(t, "sandbox", "run", fw, "--name", "dev", "--state", state, "--init", "/bin/escape", "--", "read=/greetings", "waitsig", "read=/greetings")
+	lines, done, errb, runner := background(t, "sandbox", "run", fw, "--layer-size", "16M", "--name", "dev", "--state", state, "--init", "/bin/escape", "--", "read=/greetings", "waitsig", "read=/greetings")
 	waitLine(t, lines, "ESCAPE waitsig=ready")
 	// The developer rebuilds: the file is replaced, not rewritten.
 	os.Remove(filepath.Join(fw, "greetings"))
@@ -381,7 +389,7 @@ func TestSandboxRunnerKilled(t *testing.T) {
 	dir := t.TempDir()
 	fw := firmwareTree(t, dir, sandboxHelper(t, dir))
 	state := filepath.Join(dir, "state")
-	lines, done, _, runner := background(t, "sandbox", "run", fw, "--name", "k", "--state", state, "--init", "/bin/escape", "--", "pause")
+	lines, done, _, runner := background(t, "sandbox", "run", fw, "--layer-size", "16M", "--name", "k", "--state", state, "--init", "/bin/escape", "--", "pause")
 	waitLine(t, lines, "ESCAPE pause=ok")
 	child := escapeChild(t, runner)
 	if err := unix.Kill(runner, unix.SIGKILL); err != nil {
@@ -402,15 +410,271 @@ func TestSandboxRunnerKilled(t *testing.T) {
 	if len(mountsUnder(t, state)) == 0 {
 		t.Fatal("the killed runner left nothing mounted: nothing to clean (test precondition)")
 	}
+	kCgroup := instanceCgroups(t, "k")
 	code, out, _ := ofsroot("sandbox", "list", "--state", state)
 	if code != 0 || !regexpLine(out, "k ", "stopped") {
 		t.Errorf("list after the kill:\n%s", out)
 	}
-	code, _, errs := ofsroot("sandbox", "run", fw, "--name", "k2", "--state", state, "--init", "/bin/escape")
+	code, _, errs := ofsroot("sandbox", "run", fw, "--layer-size", "16M", "--name", "k2", "--state", state, "--init", "/bin/escape")
 	if code != 0 || !strings.Contains(errs, "unmounted what an earlier run of k left mounted") {
 		t.Errorf("the next run: exit %d\n%s", code, errs)
 	}
+	for _, d := range kCgroup {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("the killed runner's cgroup %s is left after the next run", d)
+		}
+	}
 	if m := mountsUnder(t, state); len(m) > 0 {
 		t.Errorf("still mounted: %q", m)
+	}
+}
+
+// asNobody runs path as uid/gid 65534 and returns its output.
+func asNobody(path string, args ...string) (string, error) {
+	cmd := exec.Command(path, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestSandboxLimits proves the limits by hitting them: a layer filler
+// gets ENOSPC at --layer-size with the host's free space untouched, a
+// fork bomb stops at --pids, a memory hog is killed at --memory, a
+// set-user-ID root file the firmware makes gives a host user nothing;
+// the host stays responsive (this test goes on), and stop leaves no
+// cgroup, no process and no mount. Each attempt is made outside first,
+// where it works.
+func TestSandboxLimits(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	buildOfsroot(t)
+	dir := t.TempDir()
+	helper := sandboxHelper(t, dir)
+	fw := firmwareTree(t, dir, helper)
+	state := filepath.Join(dir, "state")
+
+	// Controls, outside: the helper writes more than the layer's cap,
+	// starts more processes than --pids, holds more memory than
+	// --memory, and its set-user-ID root copy runs as root for nobody.
+	// The filler writes until an error: outside, into a 48 MiB tmpfs
+	// (more than the layer's 32 MiB), not the host's disk.
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	tmp := filepath.Join(dir, "tmpfs")
+	os.Mkdir(tmp, 0o755)
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", 0, "size=48m,mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(tmp, unix.MNT_DETACH)
+	out, err := exec.Command(helper, "setuid-copy="+filepath.Join(tmp, "su"), "fill="+filepath.Join(tmp, "big"), "forkbomb=100", "memhog=200").CombinedOutput()
+	if err != nil {
+		t.Fatalf("control run: %v\n%s", err, out)
+	}
+	if !regexpLine(string(out), "ESCAPE fill-mib=4") {
+		t.Errorf("control outside: the filler did not write 40-49 MiB into a 48 MiB tmpfs:\n%s", out)
+	}
+	for _, want := range []string{"ESCAPE forkbomb-started=100", "ESCAPE memhog=ok 200", "ESCAPE setuid-copy=ok"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("control outside: no %q (the attack must work outside):\n%s", want, out)
+		}
+	}
+	if out, err := asNobody(filepath.Join(tmp, "su"), "euid"); err != nil || !strings.Contains(out, "ESCAPE euid=0") {
+		t.Errorf("control: a set-user-ID root file run by nobody on a plain mount: %v %s, want euid 0", err, out)
+	}
+
+	// Inside.
+	lines, done, errb, _ := background(t, "sandbox", "run", fw, "--name", "lim", "--state", state, "--init", "/bin/escape",
+		"--layer-size", "32M", "--pids", "40", "--memory", "256M", "--",
+		"read=/proc/self/uid_map", "sethostname=fw-own", "hostname", "setuid-copy=/data/su", "fill=/data/big", "forkbomb=100", "pause")
+	t.Cleanup(func() { ofsroot("sandbox", "stop", "lim", "--now", "--state", state) })
+	var got []string
+	for l := range lines {
+		got = append(got, l)
+		if strings.Contains(l, "ESCAPE pause=ok") {
+			break
+		}
+	}
+	all := strings.Join(got, "\n")
+	// By default the firmware's root is an unprivileged uid range of
+	// the host, and it names its own host.
+	if !regexp.MustCompile(`ESCAPE read:/proc/self/uid_map="\s+0\s+[1-9][0-9]{5,}\s+65536\\n"`).MatchString(all) {
+		t.Errorf("the firmware's uid_map does not map root to an unprivileged range:\n%s", all)
+	}
+	if !strings.Contains(all, "ESCAPE sethostname=ok") || !strings.Contains(all, "ESCAPE hostname=fw-own") {
+		t.Errorf("the firmware could not set its own hostname:\n%s", all)
+	}
+	if !strings.Contains(all, "ESCAPE fill=ENOSPC") {
+		t.Errorf("the layer filler did not get ENOSPC:\n%s\n%s", all, errb)
+	}
+	for _, l := range got {
+		if n, ok := strings.CutPrefix(l, "ESCAPE fill-mib="); ok {
+			if mib, _ := strconv.Atoi(n); mib < 16 || mib >= 32 {
+				t.Errorf("the filler wrote %s MiB into a 32 MiB layer", n)
+			}
+		}
+		if n, ok := strings.CutPrefix(l, "ESCAPE forkbomb-started="); ok {
+			if c, _ := strconv.Atoi(n); c >= 40 {
+				t.Errorf("the fork bomb started %d processes with --pids 40", c)
+			}
+		}
+	}
+	if !strings.Contains(all, "ESCAPE forkbomb=EAGAIN") {
+		t.Errorf("the fork bomb was not stopped with EAGAIN:\n%s", all)
+	}
+	// What the instance takes of the host's disk is its layer image,
+	// reserved whole when it was made: after the filler it is still
+	// 32 MiB, and the state folder holds nothing else of size.
+	var img unix.Stat_t
+	if err := unix.Stat(filepath.Join(state, "instances/lim/layer.img"), &img); err != nil {
+		t.Fatal(err)
+	}
+	if img.Size != 32<<20 || img.Blocks*512 > 32<<20 {
+		t.Errorf("the layer image is %d bytes, %d allocated, want 32 MiB", img.Size, img.Blocks*512)
+	}
+	if du, err := exec.Command("du", "-s", "-B1", "-x", "--exclude=ro*", "--exclude=union", "--exclude=layer", "--exclude=layer.idmapped", state).Output(); err != nil {
+		t.Error(err)
+	} else if n, _ := strconv.ParseInt(strings.Fields(string(du))[0], 10, 64); n > 33<<20 {
+		t.Errorf("the state folder takes %d bytes of the host's disk with a 32 MiB layer", n)
+	}
+	// The set-user-ID file is out of reach of a host user: the state
+	// folder is root's only, and the layer and union are nosuid.
+	for _, p := range []string{filepath.Join(state, "instances/lim/union/data/su"), filepath.Join(state, "instances/lim/layer/upper/data/su")} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+			t.Errorf("%s: %v %v, want the firmware's set-user-ID file (test precondition)", p, fi, err)
+			continue
+		}
+		if out, err := asNobody(p, "euid"); err == nil || strings.Contains(out, "euid=0") {
+			t.Errorf("nobody ran the firmware's set-user-ID file %s: %v %s", p, err, out)
+		}
+	}
+	mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if p, ok := sandbox.MountinfoPoint(line); ok && strings.HasPrefix(p, filepath.Join(state, "instances/lim")) {
+			if f := strings.Fields(line); len(f) < 6 || !strings.Contains(f[5], "nosuid") || !strings.Contains(f[5], "nodev") {
+				t.Errorf("%s is mounted without nosuid,nodev: %s", p, line)
+			}
+		}
+	}
+	// Even were the folder open to all, nosuid holds: a bind of the
+	// layer outside the state folder.
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o755)
+	if err := unix.Mount(filepath.Join(state, "instances/lim/layer/upper/data"), open, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := asNobody(filepath.Join(open, "su"), "euid"); err != nil || strings.Contains(out, "euid=0") || !strings.Contains(out, "euid=65534") {
+		t.Errorf("the firmware's set-user-ID file on the layer's mount ran as %s (%v), want euid 65534 (nosuid)", out, err)
+	}
+	unix.Unmount(open, 0)
+
+	// The cgroup, then stop: nothing left.
+	cgDirs := instanceCgroups(t, "lim")
+	code, _, errs := ofsroot("sandbox", "stop", "lim", "--state", state)
+	if code != 0 {
+		t.Errorf("stop: %s", errs)
+	}
+	<-done
+	for _, d := range cgDirs {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("the instance's cgroup %s is left after stop", d)
+		}
+	}
+	if m := mountsUnder(t, state); len(m) > 0 {
+		t.Errorf("still mounted after stop: %q", m)
+	}
+	if code, out, _ := ofsroot("sandbox", "diff", "lim", "--state", state); code != 0 || !strings.Contains(out, "A /data/big") || !strings.Contains(out, "A /data/su") {
+		t.Errorf("diff after stop: %d %q", code, out)
+	}
+
+	// A memory hog ends at --memory (the kernel's OOM killer, inside
+	// the instance's cgroup only); without a user namespace too.
+	code, out2, errs := ofsroot("sandbox", "run", fw, "--name", "lim", "--state", state, "--init", "/bin/escape", "--memory", "64M", "--userns=false", "--", "memhog=200")
+	if code != 128+9 || strings.Contains(out2, "memhog=ok") {
+		t.Errorf("memory hog with --memory 64M: exit %d, want %d (killed)\n%s\n%s", code, 128+9, out2, errs)
+	}
+	if m := mountsUnder(t, state); len(m) > 0 {
+		t.Errorf("still mounted after the hog: %q", m)
+	}
+}
+
+// instanceCgroups finds a running instance's cgroup folders.
+func instanceCgroups(t *testing.T, name string) []string {
+	t.Helper()
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	dirs, _, err := sandbox.CgroupDirs(string(mi), string(self), name, func(p string) string {
+		b, _ := os.ReadFile(filepath.Join(p, "cgroup.controllers"))
+		return string(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("the instance's cgroup %s does not exist while it runs: %v", d, err)
+		}
+	}
+	return dirs
+}
+
+// TestSandboxConsoleUserNS: run from a terminal, the firmware's root in
+// its user namespace opens /dev/console (the terminal, lent to it for the
+// run) and writes to it; afterwards the terminal is its owner's again.
+func TestSandboxConsoleUserNS(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	buildOfsroot(t)
+	dir := t.TempDir()
+	fw := firmwareTree(t, dir, sandboxHelper(t, dir))
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slavePath := fmt.Sprintf("/dev/pts/%d", n)
+	slave, err := os.OpenFile(slavePath, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slave.Close()
+	var before unix.Stat_t
+	unix.Stat(slavePath, &before)
+	got := make(chan string, 1)
+	go func() {
+		var all []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil || bytes.Contains(all, []byte("through-console")) {
+				got <- string(all)
+				return
+			}
+		}
+	}()
+	cmd := exec.Command(ofsrootBin, "sandbox", "run", fw, "--name", "con", "--state", filepath.Join(dir, "state"), "--layer-size", "16M", "--init", "/bin/escape", "--", "open=/dev/console", "write=/dev/console:through-console")
+	cmd.Stdin = slave
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "ESCAPE open:/dev/console=ok") {
+		t.Errorf("the firmware could not open /dev/console:\n%s", out.String())
+	}
+	var after unix.Stat_t
+	unix.Stat(slavePath, &after)
+	// Closing the last slave ends the reader (EIO) if nothing came.
+	slave.Close()
+	if s := <-got; !strings.Contains(s, "through-console") {
+		t.Errorf("the terminal did not get the firmware's write: %q", s)
+	}
+	if after.Uid != before.Uid {
+		t.Errorf("the terminal is owned by uid %d after the run, was %d", after.Uid, before.Uid)
 	}
 }

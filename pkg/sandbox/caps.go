@@ -126,9 +126,17 @@ func KeptMask(n Net, last int) uint64 {
 // dropCapabilities leaves this thread (and what it execs as root) with
 // the kept set only: bounding set first (needs CAP_SETPCAP, still held),
 // then the ambient set, then effective, permitted and inheritable.
-func dropCapabilities(n Net) error {
+//
+// In a user namespace CAP_SYS_ADMIN is kept: it counts there only (the
+// hostname of the firmware's own UTS namespace; the kernel refuses real
+// devices and host-wide settings to a non-initial user namespace, and
+// the seccomp filter still refuses mount).
+func dropCapabilities(n Net, userns bool) error {
 	last := lastCap()
 	keep := KeptMask(n, last)
+	if userns {
+		keep |= 1 << unix.CAP_SYS_ADMIN
+	}
 	for c := 0; c <= last; c++ {
 		if c < 64 && keep&(1<<uint(c)) != 0 {
 			continue

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +24,7 @@ import (
 // and exits with ChildFailed. Otherwise it returns at once. Every main
 // that may start a sandbox calls it first.
 func RunChildIfRequested() {
+	runHolderIfRequested()
 	blob, ok := os.LookupEnv(childEnv)
 	if !ok {
 		return
@@ -39,17 +42,25 @@ func RunChildIfRequested() {
 // childMain runs in the new namespaces, as their PID 1. It returns only
 // on failure.
 func childMain(c Config) error {
+	// Capabilities, no_new_privs and the exec are per thread: all on
+	// this one.
+	runtime.LockOSThread()
 	step := func(name string, err error) error {
 		if err != nil {
 			return &ChildError{Step: name, Err: err}
 		}
 		return nil
 	}
+	if c.WaitParent {
+		if err := step("wait for the parent to put it in its cgroup", waitParent()); err != nil {
+			return err
+		}
+	}
 	// Nothing mounted from here on may propagate back to the host.
 	if err := step("make every mount private (mount --make-rprivate /)", mountfs.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")); err != nil {
 		return err
 	}
-	if err := step("bind the root onto itself", bindRoot(c.Root)); err != nil {
+	if err := step("bind the root onto itself", bindRoot(c.Root, c.UserNS != nil)); err != nil {
 		return err
 	}
 	if err := step("make /dev", setupDev(c)); err != nil {
@@ -58,7 +69,7 @@ func childMain(c Config) error {
 	if err := step("mount /proc", setupProc(c.Root)); err != nil {
 		return err
 	}
-	if err := step("mount /sys read-only", setupSys(c.Root)); err != nil {
+	if err := step("mount /sys read-only", setupSys(c.Root, c.UserNS != nil && c.Net == NetHost)); err != nil {
 		return err
 	}
 	for _, b := range c.Binds {
@@ -82,7 +93,7 @@ func childMain(c Config) error {
 			return err
 		}
 	}
-	if err := step("drop capabilities", dropCapabilities(c.Net)); err != nil {
+	if err := step("drop capabilities", dropCapabilities(c.Net, c.UserNS != nil)); err != nil {
 		return err
 	}
 	if err := step("prctl(PR_SET_NO_NEW_PRIVS)", unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)); err != nil {
@@ -91,6 +102,16 @@ func childMain(c Config) error {
 	// Pdeathsig was set by the parent at clone; set it again in case the
 	// parent's thread is gone already (the kernel checks at this call).
 	if err := step("prctl(PR_SET_PDEATHSIG)", unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)); err != nil {
+		return err
+	}
+	// Nothing inherited: a descriptor the caller left open (exec 7</)
+	// would be a way to the host's files through /proc/self/fd/7.
+	if err := step("close every descriptor above 2 (close_range)", closeInherited()); err != nil {
+		return err
+	}
+	// Last: the filter refuses mount and pivot_root, which the steps
+	// above use.
+	if err := step("seccomp filter", loadSeccomp()); err != nil {
 		return err
 	}
 	env := c.Env
@@ -114,12 +135,18 @@ func hasEnv(env []string, key string) bool {
 // bindRoot makes the root a mount point of its own (pivot_root needs
 // one) and nodev: a device node the firmware ships or writes anywhere
 // but the sandbox's own /dev opens nothing.
-func bindRoot(root string) error {
+func bindRoot(root string, userns bool) error {
 	if err := mountfs.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
 	var st unix.Statfs_t
 	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_NODEV)
+	if userns {
+		// A mount from the host's namespace keeps its nosuid in a
+		// user namespace: the remount must say it again (EPERM
+		// otherwise). no_new_privs makes set-user-ID moot anyway.
+		flags |= unix.MS_NOSUID
+	}
 	if unix.Statfs(root, &st) == nil && st.Flags&unix.ST_RDONLY != 0 {
 		flags |= unix.MS_RDONLY
 	}
@@ -145,6 +172,13 @@ func setupDev(c Config) error {
 	}
 	for _, n := range devNodes {
 		p := filepath.Join(dev, n.name)
+		if c.UserNS != nil {
+			// No mknod in a user namespace: the host's node, bound.
+			if err := bindNode("/dev/"+n.name, p); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
 			return fmt.Errorf("mknod %s c %d %d: %w", p, n.major, n.minor, err)
 		}
@@ -154,7 +188,7 @@ func setupDev(c Config) error {
 		}
 	}
 	for _, d := range c.Devices {
-		if err := copyDevice(d, dev); err != nil {
+		if err := copyDevice(d, dev, c.UserNS != nil); err != nil {
 			return err
 		}
 	}
@@ -194,7 +228,7 @@ func setupDev(c Config) error {
 
 // copyDevice recreates host device node src in dev, under its path
 // relative to /dev (or its base name).
-func copyDevice(src, dev string) error {
+func copyDevice(src, dev string, userns bool) error {
 	var st unix.Stat_t
 	if err := unix.Stat(src, &st); err != nil {
 		return fmt.Errorf("allowed device %s: %w", src, err)
@@ -211,10 +245,21 @@ func copyDevice(src, dev string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
+	if userns {
+		return bindNode(src, dst)
+	}
 	if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
 		return fmt.Errorf("mknod %s: %w", dst, err)
 	}
 	return os.Chmod(dst, os.FileMode(st.Mode&0o777))
+}
+
+// bindNode binds host device node src onto a new file dst.
+func bindNode(src, dst string) error {
+	if err := os.WriteFile(dst, nil, 0o600); err != nil {
+		return err
+	}
+	return mountfs.Mount(src, dst, "", unix.MS_BIND, "")
 }
 
 // procMasked are hidden: /dev/null over files, an empty read-only tmpfs
@@ -264,6 +309,13 @@ func setupProc(root string) error {
 	return nil
 }
 
+func bindReadOnly(src, p string) error {
+	if err := mountfs.Mount(src, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return mountfs.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+}
+
 func readOnlyBind(p string) error {
 	if err := mountfs.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
@@ -271,10 +323,15 @@ func readOnlyBind(p string) error {
 	return mountfs.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 }
 
-func setupSys(root string) error {
+func setupSys(root string, bindHost bool) error {
 	sys := filepath.Join(root, "sys")
 	if err := os.MkdirAll(sys, 0o555); err != nil {
 		return err
+	}
+	if bindHost {
+		// sysfs can be mounted only by the owner of the network
+		// namespace: with the host's network, the host's /sys.
+		return bindReadOnly("/sys", sys)
 	}
 	if err := mountfs.Mount("sysfs", sys, "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return err
@@ -445,6 +502,47 @@ func loUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("SIOCSIFFLAGS lo: %w", err)
+	}
+	return nil
+}
+
+// closeInherited marks every descriptor above 2 close-on-exec, so that
+// the firmware's init starts with 0, 1 and 2 only (the Go runtime's own
+// descriptors stay usable until the exec). Kernels before 5.11 have no
+// CLOSE_RANGE_CLOEXEC: then each open descriptor is marked by hand.
+func closeInherited() error {
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return fmt.Errorf("close_range(3, ~0, CLOSE_RANGE_CLOEXEC): %w", err)
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("close_range is missing and /proc/self/fd unreadable: %w", err)
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return fmt.Errorf("fcntl(%d, F_SETFD, FD_CLOEXEC): %w", fd, err)
+		}
+	}
+	return nil
+}
+
+// waitParent reads the parent's go-ahead (one byte) on descriptor 3; the
+// parent closes the pipe without a byte when it could not set the
+// cgroup up.
+func waitParent() error {
+	f := os.NewFile(3, "go-ahead")
+	defer f.Close()
+	var b [1]byte
+	if n, err := f.Read(b[:]); n != 1 {
+		return fmt.Errorf("no go-ahead from the parent: %v", err)
 	}
 	return nil
 }

@@ -24,6 +24,17 @@
 //     make a node for the real disk;
 //   - PR_SET_NO_NEW_PRIVS; PR_SET_PDEATHSIG (SIGKILL) so the firmware
 //     dies with its supervisor;
+//   - a seccomp filter (BuildFilter, Denied): keyring, kexec, bpf, perf,
+//     module, clock, mount-family, swap, reboot and raw I/O calls and
+//     nested user namespaces refused with EPERM, clone3 with ENOSYS, for
+//     each architecture the kernel may run the firmware as;
+//   - no descriptor but 0, 1 and 2 (close_range before the exec);
+//   - with Config.UserNS, a user namespace whose root is an unprivileged
+//     uid range of the host (the root's layers idmapped to it: IDMapped,
+//     MountOverlayAs); device nodes are then bound, not made, and
+//     CAP_SYS_ADMIN of its own namespace is kept (its hostname);
+//   - with Config.Cgroup, its own cgroup (NewCgroup: memory.max,
+//     pids.max, v2 or v1), entered before it runs anything;
 //   - an AppArmor profile where the kernel has AppArmor (PrepareAppArmor,
 //     Config.AppArmorProfile; written as the exec label before the exec);
 //   - the hostname set; the console (or the caller's terminal) passed
@@ -103,6 +114,16 @@ type Config struct {
 	// AppArmorProfile is the profile the firmware is confined by where
 	// the kernel has AppArmor ("" = DefaultProfile).
 	AppArmorProfile string
+	// Cgroup, when set, is the cgroup the firmware runs in: the child
+	// is moved into it before it does anything (it waits on a pipe,
+	// its descriptor 3, until then).
+	Cgroup *Cgroup `json:"-"`
+	// UserNS, when set, runs the firmware in a new user namespace with
+	// this mapping: its root is an unprivileged uid of the host. The
+	// root's layers must be idmapped to the same range (IDMapped).
+	UserNS *IDMap `json:",omitempty"`
+	// WaitParent tells the child to wait for that go-ahead.
+	WaitParent bool `json:",omitempty"`
 }
 
 // DefaultHostname is the sandbox's hostname when none is asked for.
@@ -163,6 +184,7 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 	if c.Net == "" {
 		c.Net = NetPrivate
 	}
+	c.WaitParent = c.Cgroup != nil
 	blob, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
@@ -178,23 +200,56 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 			files[i] = null
 		}
 	}
+	sys := &syscall.SysProcAttr{
+		Cloneflags: c.Cloneflags(),
+		// The firmware dies with its supervisor; it survives the
+		// exec of its init (not set-user-ID).
+		Pdeathsig: syscall.SIGKILL,
+		// A session of its own: the firmware's init expects to
+		// be a session leader, and a terminal that is not its
+		// controlling terminal cannot be pushed input (TIOCSTI)
+		// without CAP_SYS_ADMIN.
+		Setsid: true,
+	}
+	if c.UserNS != nil {
+		sys.Cloneflags |= syscall.CLONE_NEWUSER
+		sys.UidMappings, sys.GidMappings = c.UserNS.uid(), c.UserNS.uid()
+		sys.GidMappingsEnableSetgroups = true
+		// The child is still the host's root (unmapped inside, so
+		// without capabilities there) until it becomes uid 0 of the
+		// new namespace.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
+	var goAhead *os.File
+	if c.Cgroup != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		goAhead = w
+		defer w.Close()
+		files = append(files, r)
+	}
 	p, err := os.StartProcess("/proc/self/exe", []string{"ofsroot-sandbox", c.Root}, &os.ProcAttr{
 		Env:   []string{childEnv + "=" + string(blob)},
 		Files: files,
-		Sys: &syscall.SysProcAttr{
-			Cloneflags: c.Cloneflags(),
-			// The firmware dies with its supervisor; it survives the
-			// exec of its init (not set-user-ID).
-			Pdeathsig: syscall.SIGKILL,
-			// A session of its own: the firmware's init expects to
-			// be a session leader, and a terminal that is not its
-			// controlling terminal cannot be pushed input (TIOCSTI)
-			// without CAP_SYS_ADMIN.
-			Setsid: true,
-		},
+		Sys:   sys,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the sandbox for %s: %w", c.Root, err)
+	}
+	if c.Cgroup != nil {
+		if err := c.Cgroup.Add(p.Pid); err != nil {
+			p.Kill()
+			p.Wait()
+			return nil, fmt.Errorf("sandbox for %s: %w", c.Root, err)
+		}
+		if _, err := goAhead.Write([]byte{1}); err != nil {
+			p.Kill()
+			p.Wait()
+			return nil, fmt.Errorf("sandbox for %s: the child is gone: %w", c.Root, err)
+		}
 	}
 	return p, nil
 }

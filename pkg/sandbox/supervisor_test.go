@@ -244,3 +244,28 @@ func TestReapAll(t *testing.T) {
 		t.Errorf("the other child was not reaped: wait4 says %v", err)
 	}
 }
+
+// TestCgroupDirs: where an instance's cgroup goes on a cgroup v2 host,
+// a hybrid one whose controllers are in v1 (as this CI host), and a
+// host with neither.
+func TestCgroupDirs(t *testing.T) {
+	v2 := "30 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
+	hybrid := "24 1 0:22 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n" +
+		"25 24 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n" +
+		"26 24 0:24 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n" +
+		"27 24 0:25 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+	self := "4:memory:/user/me\n8:pids:/\n0::/user.slice/x.scope\n"
+	ctl := func(want string) func(string) string { return func(string) string { return want } }
+	dirs, isV2, err := CgroupDirs(v2, self, "fw", ctl("cpuset cpu io memory hugetlb pids rdma misc"))
+	if err != nil || !isV2 || len(dirs) != 1 || dirs[0] != "/sys/fs/cgroup/ofsroot-sandbox/fw" {
+		t.Errorf("v2: %v %v %v", dirs, isV2, err)
+	}
+	dirs, isV2, err = CgroupDirs(hybrid, self, "fw", ctl("hugetlb"))
+	want := []string{"/sys/fs/cgroup/memory/user/me/ofsroot-sandbox-fw", "/sys/fs/cgroup/pids/ofsroot-sandbox-fw"}
+	if err != nil || isV2 || fmt.Sprint(dirs) != fmt.Sprint(want) {
+		t.Errorf("hybrid: %v %v %v, want %v", dirs, isV2, err, want)
+	}
+	if _, _, err := CgroupDirs(v2, self, "fw", ctl("cpu io")); err == nil {
+		t.Errorf("v2 without memory and pids, no v1: no error")
+	}
+}

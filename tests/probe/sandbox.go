@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -35,6 +36,16 @@ func sandboxed() bool { return os.Getenv("container") != "" }
 //	                           "escaped" when the initramfs's /init shows
 //	PROBE sandbox.capeff=HEX   /proc/self/status CapEff
 //	PROBE sandbox.nonewprivs=N
+//	PROBE sandbox.seccomp=N    /proc/self/status Seccomp (2: a filter)
+//	PROBE sandbox.keyctl=E     keyctl(GET_KEYRING_ID, the user keyring) (EPERM)
+//	PROBE sandbox.userns=E     unshare(CLONE_NEWUSER) (EPERM: the filter
+//	                           answers before the kernel's EINVAL for a
+//	                           threaded process)
+//	PROBE sandbox.clone3=E     clone3 with size 0 (ENOSYS from the filter,
+//	                           EINVAL from the kernel)
+//	PROBE sandbox.dev:/dev/X=T each ofs-sandbox-dev= node inside: "c MAJ:MIN"
+//	                           (or "b ..."), or why not
+//	PROBE sandbox.disk=E       the root disk's node inside (ENOENT)
 func sandboxChecks() {
 	if !sandboxed() {
 		return
@@ -84,6 +95,32 @@ func sandboxChecks() {
 	// capability check comes first.
 	report("sandbox.reboot", "%s", errText(unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)))
 	report("sandbox.chroot", "%s", chrootEscape())
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, w := range strings.Fields(string(b)) {
+			v, ok := strings.CutPrefix(w, "ofs-sandbox-dev=")
+			if !ok {
+				continue
+			}
+			for _, d := range strings.Split(v, ",") {
+				p := "/dev/" + strings.TrimPrefix(d, "/dev/")
+				report("sandbox.dev:"+p, "%s", nodeText(p))
+			}
+		}
+		for _, w := range strings.Fields(string(b)) {
+			if v, ok := strings.CutPrefix(w, "root=/dev/"); ok {
+				report("sandbox.disk", "%s", nodeText("/dev/"+v))
+			}
+		}
+	}
+	_, err = unix.KeyctlInt(unix.KEYCTL_GET_KEYRING_ID, unix.KEY_SPEC_USER_KEYRING, 0, 0, 0)
+	report("sandbox.keyctl", "%s", errText(err))
+	report("sandbox.userns", "%s", errText(unix.Unshare(unix.CLONE_NEWUSER)))
+	// clone3: the same number on every architecture.
+	if _, _, e := unix.Syscall(435, 0, 0, 0); e != 0 {
+		report("sandbox.clone3", "%s", errText(e))
+	} else {
+		report("sandbox.clone3", "ok")
+	}
 	if st, err := os.Open("/proc/self/status"); err == nil {
 		sc := bufio.NewScanner(st)
 		for sc.Scan() {
@@ -93,6 +130,8 @@ func sandboxChecks() {
 				report("sandbox.capeff", "%s", strings.TrimSpace(v))
 			case "NoNewPrivs":
 				report("sandbox.nonewprivs", "%s", strings.TrimSpace(v))
+			case "Seccomp":
+				report("sandbox.seccomp", "%s", strings.TrimSpace(v))
 			}
 		}
 		st.Close()
@@ -122,4 +161,21 @@ func chrootEscape() string {
 		return "lost: neither the sandbox's root nor the initramfs"
 	}
 	return "contained"
+}
+
+// nodeText describes device node p: "c 4:65", or the error.
+func nodeText(p string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return errText(err)
+	}
+	kind := "c"
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFBLK:
+		kind = "b"
+	case unix.S_IFCHR:
+	default:
+		return "not a device node"
+	}
+	return fmt.Sprintf("%s %d:%d", kind, unix.Major(st.Rdev), unix.Minor(st.Rdev))
 }

@@ -2,10 +2,17 @@
 // firmware, given as a folder or an ext2/3/4 or squashfs image,
 // identified by its SHA-256; instances of it by short names, each with
 // its own writable layer in a state folder laid out as firmwared's:
-// DIR/instances/NAME/{instance.json,lock,ro,upper,work,union}. It mounts
-// the firmware read-only (a read-only bind, or a read-only auto-clearing
-// loop device), the instance's overlay, remounts it, cleans stale
-// mounts, drops instances and diffs them (pkg/overlaydiff).
+// DIR/instances/NAME/{instance.json,lock,ro,layer.img,layer,union},
+// the layer holding upper and work. It mounts the firmware read-only (a
+// read-only bind, or a read-only auto-clearing loop device), the
+// instance's layer (an ext4 image of a fixed size, so a firmware that
+// fills it gets ENOSPC and the host's disk is untouched), the overlay,
+// remounts it, cleans stale mounts, drops instances and diffs them
+// (pkg/overlaydiff).
+//
+// The state folder is 0700 (root only) and everything is mounted nosuid
+// and nodev: a set-user-ID file the firmware makes in its layer, or a
+// device node, gives a local user nothing.
 //
 // It is apart from package sandbox so that the /init, which links
 // sandbox, does not carry it.
@@ -17,9 +24,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -58,7 +67,57 @@ type Instance struct {
 	PID int `json:"pid,omitempty"`
 	// LastEnding says how the firmware last ended.
 	LastEnding string `json:"last_ending,omitempty"`
+	// LayerSize is the size of the instance's layer image, in bytes,
+	// fixed when it was made.
+	LayerSize int64 `json:"layer_size,omitempty"`
+	// UIDBase is the first host uid (and gid) of the instance's user
+	// namespace range (DefaultIDCount long; 0: none picked yet).
+	UIDBase uint32 `json:"uid_base,omitempty"`
 }
+
+// IDMap is the instance's user namespace mapping.
+func (i *Instance) IDMap() sandbox.IDMap {
+	return sandbox.IDMap{Host: i.UIDBase, Count: sandbox.DefaultIDCount}
+}
+
+// The ranges instances pick from, as systemd-nspawn's: 64 Ki uids each,
+// from 0x00080000 below 0x6fff0000.
+const (
+	firstUIDBase = 0x00080000
+	uidRanges    = (0x6fff0000 - firstUIDBase) / sandbox.DefaultIDCount
+)
+
+// PickUIDBase gives instance i a uid range of its own: the one its name
+// hashes to, or the next one no other instance holds.
+func (s Store) PickUIDBase(i *Instance) error {
+	if i.UIDBase != 0 {
+		return nil
+	}
+	list, err := s.List()
+	if err != nil {
+		return err
+	}
+	used := map[uint32]bool{}
+	for _, o := range list {
+		if o.Name != i.Name {
+			used[o.UIDBase] = true
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(i.Name))
+	k := h.Sum32() % uidRanges
+	for n := uint32(0); n < uidRanges; n++ {
+		base := firstUIDBase + ((k+n)%uidRanges)*sandbox.DefaultIDCount
+		if !used[base] {
+			i.UIDBase = base
+			return nil
+		}
+	}
+	return errors.New("no free uid range left for an instance")
+}
+
+// DefaultLayerSize is an instance layer's size unless asked otherwise.
+const DefaultLayerSize = 1 << 30
 
 // Store is the state folder.
 type Store struct{ Dir string }
@@ -77,9 +136,16 @@ func CheckName(name string) error {
 // Paths of an instance's parts.
 func (s Store) dir(name string) string   { return filepath.Join(s.Dir, "instances", name) }
 func (s Store) Lower(name string) string { return filepath.Join(s.dir(name), "ro") }
-func (s Store) Upper(name string) string { return filepath.Join(s.dir(name), "upper") }
-func (s Store) Work(name string) string  { return filepath.Join(s.dir(name), "work") }
+func (s Store) Image(name string) string { return filepath.Join(s.dir(name), "layer.img") }
+func (s Store) Layer(name string) string { return filepath.Join(s.dir(name), "layer") }
+func (s Store) Upper(name string) string { return filepath.Join(s.Layer(name), "upper") }
+func (s Store) Work(name string) string  { return filepath.Join(s.Layer(name), "work") }
 func (s Store) Union(name string) string { return filepath.Join(s.dir(name), "union") }
+
+// The idmapped views of ro and layer, for an instance in a user
+// namespace.
+func (s Store) idLower(name string) string { return filepath.Join(s.dir(name), "ro.idmapped") }
+func (s Store) idLayer(name string) string { return filepath.Join(s.dir(name), "layer.idmapped") }
 
 // ErrNoInstance is returned for a name the store does not have.
 var ErrNoInstance = errors.New("no such instance")
@@ -103,12 +169,41 @@ func (s Store) Load(name string) (*Instance, error) {
 	return &i, nil
 }
 
-// Save writes an instance's record atomically, making its folders.
-func (s Store) Save(i *Instance) error {
-	for _, d := range []string{s.Lower(i.Name), s.Upper(i.Name), s.Work(i.Name), s.Union(i.Name)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+// private makes the state folder and its instances folder 0711: no
+// one but root lists them, and each instance's folder is 0700, root's,
+// or its user namespace root's (which must reach its union). (An older
+// state folder was 0755.)
+func (s Store) private() error {
+	for _, d := range []string{s.Dir, filepath.Join(s.Dir, "instances")} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
 			return err
 		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Save writes an instance's record atomically, making its folders.
+func (s Store) Save(i *Instance) error {
+	if err := s.private(); err != nil {
+		return err
+	}
+	for _, d := range []string{s.Lower(i.Name), s.Layer(i.Name), s.Union(i.Name), s.idLower(i.Name), s.idLayer(i.Name)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	owner := 0
+	if i.UIDBase != 0 {
+		owner = int(i.UIDBase)
+	}
+	if err := os.Chown(s.dir(i.Name), owner, owner); err != nil {
+		return err
+	}
+	if err := os.Chmod(s.dir(i.Name), 0o700); err != nil {
+		return err
 	}
 	b, err := json.MarshalIndent(i, "", "  ")
 	if err != nil {
@@ -144,10 +239,13 @@ func (s Store) List() ([]*Instance, error) {
 // runner holds it. The lock goes with the returned file (closed at
 // exit, even a crash).
 func (s Store) Lock(name string) (*os.File, error) {
-	if err := os.MkdirAll(s.dir(name), 0o755); err != nil {
+	if err := s.private(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir(name), "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err := os.MkdirAll(s.dir(name), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir(name), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +339,7 @@ func (s Store) MountLower(i *Instance) error {
 		if err := mountfs.Mount(i.Firmware, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return err
 		}
-		return mountfs.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		return mountfs.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
 	}
 	img, err := os.Open(i.Firmware)
 	if err != nil {
@@ -261,7 +359,7 @@ func (s Store) MountLower(i *Instance) error {
 	default:
 		return fmt.Errorf("firmware image %s holds %s; want ext2/3/4 or squashfs", i.Firmware, fstype)
 	}
-	loop, err := attachLoop(img)
+	loop, err := attachLoop(img, true)
 	if err != nil {
 		return fmt.Errorf("loop device for %s: %w", i.Firmware, err)
 	}
@@ -278,8 +376,9 @@ func (s Store) MountLower(i *Instance) error {
 	return errors.Join(errs...)
 }
 
-// attachLoop binds img to a free loop device, read-only, auto-clearing.
-func attachLoop(img *os.File) (*os.File, error) {
+// attachLoop binds img to a free loop device, auto-clearing (read-only
+// when asked).
+func attachLoop(img *os.File, readOnly bool) (*os.File, error) {
 	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -298,12 +397,20 @@ func attachLoop(img *os.File) (*os.File, error) {
 				return nil, fmt.Errorf("mknod %s: %w", dev, err)
 			}
 		}
-		f, err := os.OpenFile(dev, os.O_RDONLY, 0)
+		// The loop device is read-only unless opened for writing too.
+		mode := os.O_RDWR
+		if readOnly {
+			mode = os.O_RDONLY
+		}
+		f, err := os.OpenFile(dev, mode, 0)
 		if err != nil {
 			return nil, err
 		}
 		cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
-		cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR
+		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
+		if readOnly {
+			cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
+		}
 		copy(cfg.Info.File_name[:], img.Name())
 		err = unix.IoctlLoopConfigure(int(f.Fd()), &cfg)
 		if err == nil {
@@ -319,13 +426,103 @@ func attachLoop(img *os.File) (*os.File, error) {
 	return nil, fmt.Errorf("LOOP_CONFIGURE: %w", lastErr)
 }
 
-// MountUnion mounts the instance's overlay: ro under upper.
-func (s Store) MountUnion(name string) error {
-	return mountfs.Mount("ofsroot-sandbox-"+name, s.Union(name), "overlay", 0, s.unionData(name))
+// MakeLayer makes the instance's layer image when it has none: size
+// bytes, allocated at once (fallocate), so that the host's disk cannot
+// fill later under it, holding an empty ext4 (mkfs.ext4, no reserved
+// blocks). An instance with an image keeps its size.
+func (s Store) MakeLayer(i *Instance, size int64) error {
+	img := s.Image(i.Name)
+	if _, err := os.Stat(img); err == nil {
+		return nil
+	}
+	if legacy := filepath.Join(s.dir(i.Name), "upper"); exists(legacy) {
+		return fmt.Errorf("instance %s was made by an older ofsroot (its layer %s has no size cap): copy out what you need, then ofsroot sandbox drop %s", i.Name, legacy, i.Name)
+	}
+	if size < 8<<20 {
+		return fmt.Errorf("layer size %d bytes: want at least 8 MiB", size)
+	}
+	f, err := os.OpenFile(img+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = unix.Fallocate(int(f.Fd()), 0, 0, size)
+	f.Close()
+	if err != nil {
+		os.Remove(img + ".tmp")
+		return fmt.Errorf("reserving %d bytes for the layer of %s (%s): %w", size, i.Name, img, err)
+	}
+	out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=0:0", img+".tmp").CombinedOutput()
+	if err != nil {
+		os.Remove(img + ".tmp")
+		return fmt.Errorf("mkfs.ext4 %s: %v: %s (install e2fsprogs)", img, err, strings.TrimSpace(string(out)))
+	}
+	i.LayerSize = size
+	return os.Rename(img+".tmp", img)
 }
 
-func (s Store) unionData(name string) string {
-	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", s.Lower(name), s.Upper(name), s.Work(name))
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// MountLayer mounts the instance's layer image (read-write, or read-only
+// for a diff) nosuid and nodev, and makes upper and work in it.
+func (s Store) MountLayer(name string, readOnly bool) error {
+	img, err := os.OpenFile(s.Image(name), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("the instance's layer: %w", err)
+	}
+	defer img.Close()
+	loop, err := attachLoop(img, readOnly)
+	if err != nil {
+		return fmt.Errorf("loop device for %s: %w", s.Image(name), err)
+	}
+	defer loop.Close()
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+	if readOnly {
+		flags |= unix.MS_RDONLY
+	}
+	if err := mountfs.Mount(loop.Name(), s.Layer(name), "ext4", flags, ""); err != nil {
+		return err
+	}
+	if readOnly {
+		return nil
+	}
+	for _, d := range []string{s.Upper(name), s.Work(name)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unionFlags are the overlay's: a set-user-ID file or a device node in
+// the instance's layer works for nobody, inside or out.
+const unionFlags = unix.MS_NOSUID | unix.MS_NODEV
+
+// MountUnion mounts the instance's overlay: ro under upper. With
+// userns, the layers are seen through idmapped mounts of i's range, so
+// that the firmware's root (i.UIDBase on the host) owns what root owns
+// on them, and what it writes is stored as root's.
+func (s Store) MountUnion(i *Instance, userns bool) error {
+	if !userns {
+		return mountfs.Mount("ofsroot-sandbox-"+i.Name, s.Union(i.Name), "overlay", unionFlags, s.unionData(i.Name, false))
+	}
+	if err := sandbox.IDMapped(s.Lower(i.Name), s.idLower(i.Name), i.IDMap()); err != nil {
+		return fmt.Errorf("%w (--userns no runs it without a user namespace)", err)
+	}
+	if err := sandbox.IDMapped(s.Layer(i.Name), s.idLayer(i.Name), i.IDMap()); err != nil {
+		return fmt.Errorf("%w (--userns no runs it without a user namespace)", err)
+	}
+	return sandbox.MountOverlayAs(i.IDMap(), "ofsroot-sandbox-"+i.Name, s.Union(i.Name), unionFlags, s.unionData(i.Name, true))
+}
+
+func (s Store) unionData(name string, idmapped bool) string {
+	lower, layer := s.Lower(name), s.Layer(name)
+	if idmapped {
+		lower, layer = s.idLower(name), s.idLayer(name)
+	}
+	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, filepath.Join(layer, "upper"), filepath.Join(layer, "work"))
 }
 
 // Remount makes the running instance's overlay see what changed in its
@@ -345,17 +542,23 @@ func (s Store) Remount(name string) error {
 	}
 	// The layers must be named again, as mount(8) does: overlayfs
 	// refuses a remount that would change them (EINVAL).
-	return mountfs.Mount("ofsroot-sandbox-"+name, s.Union(name), "overlay", unix.MS_REMOUNT|unix.MS_RELATIME, s.unionData(name))
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		return err
+	}
+	idmapped := len(Mounted(string(b), s.idLower(name))) > 0
+	return mountfs.Mount("ofsroot-sandbox-"+name, s.Union(name), "overlay", unix.MS_REMOUNT|unix.MS_RELATIME|unionFlags, s.unionData(name, idmapped))
 }
 
-// Mounted lists the mount points at or under dir, deepest first, from
+// Mounted lists the mount points at or under dir, deepest first (of
+// equal depth, the last mounted first: the union before its layer), from
 // mountinfo text.
 func Mounted(mountinfo, dir string) []string {
 	var out []string
 	for _, line := range strings.Split(mountinfo, "\n") {
 		p, ok := sandbox.MountinfoPoint(line)
 		if ok && (p == dir || strings.HasPrefix(p, dir+"/")) {
-			out = append(out, p)
+			out = append([]string{p}, out...)
 		}
 	}
 	sort.SliceStable(out, func(a, b int) bool { return len(out[a]) > len(out[b]) })
@@ -408,11 +611,17 @@ func (s Store) CleanStale() ([]string, error) {
 		if s.Running(i.Name) {
 			continue
 		}
+		stale, err := sandbox.RemoveStaleCgroup(i.Name)
+		if err != nil {
+			errs = append(errs, err)
+		}
 		if len(Mounted(string(b), s.dir(i.Name))) > 0 {
 			if err := s.Unmount(i.Name); err != nil {
 				errs = append(errs, err)
 				continue
 			}
+			cleaned = append(cleaned, i.Name)
+		} else if stale {
 			cleaned = append(cleaned, i.Name)
 		}
 		if i.PID != 0 {
@@ -475,8 +684,13 @@ func (s Store) Diff(name string, o overlaydiff.Options) ([]overlaydiff.Change, e
 			done <- result{err: err}
 			return
 		}
+		defer unix.Unmount(s.Lower(name), unix.MNT_DETACH)
+		if err := s.MountLayer(name, true); err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer unix.Unmount(s.Layer(name), unix.MNT_DETACH)
 		c, err := overlaydiff.Diff(s.Lower(name), s.Upper(name), o)
-		unix.Unmount(s.Lower(name), unix.MNT_DETACH)
 		done <- result{c, err}
 	}()
 	r := <-done

@@ -77,7 +77,11 @@ func TestMounted(t *testing.T) {
 }
 
 func TestStoreRecords(t *testing.T) {
-	s := Store{Dir: t.TempDir()}
+	// An older state folder, world-readable.
+	s := Store{Dir: filepath.Join(t.TempDir(), "state")}
+	if err := os.Mkdir(s.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if l, err := s.List(); err != nil || len(l) != 0 {
 		t.Errorf("empty store lists %v %v", l, err)
 	}
@@ -89,9 +93,15 @@ func TestStoreRecords(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, i) {
 		t.Errorf("Load = %+v %v", got, err)
 	}
-	for _, d := range []string{s.Lower("fw1"), s.Upper("fw1"), s.Work("fw1"), s.Union("fw1")} {
+	for _, d := range []string{s.Lower("fw1"), s.Layer("fw1"), s.Union("fw1")} {
 		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
 			t.Errorf("%s not made", d)
+		}
+	}
+	// Root only: the layers hold what the firmware wrote, as root.
+	for d, want := range map[string]os.FileMode{s.Dir: 0o711, filepath.Join(s.Dir, "instances"): 0o711, filepath.Join(s.Dir, "instances/fw1"): 0o700} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", d, fi.Mode().Perm(), err, want)
 		}
 	}
 	if _, err := s.Load("nope"); err == nil {
