@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/flash"
@@ -25,16 +24,6 @@ const flashSynopsis = "IMAGE DEVICE [--yes] [--to-file]"
 
 // flashStdin is where the confirmation is read; tests replace it.
 var flashStdin io.Reader = os.Stdin
-
-// isTerminal says whether w is a terminal.
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
 
 func runFlash(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("flash", flashSynopsis, stderr)

@@ -6,6 +6,8 @@ package main
 import (
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ofsroot/ofsroot/pkg/cli"
 )
 
@@ -20,4 +22,14 @@ var errUsage = cli.ErrUsage
 
 func main() {
 	os.Exit(program.Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// isTerminal says whether w is a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

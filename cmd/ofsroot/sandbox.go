@@ -268,7 +268,7 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		m := inst.IDMap()
 		cfg.UserNS = &m
 	}
-	if sandboxIsTerminal(os.Stdin) {
+	if isTerminal(os.Stdin) {
 		if tty, err := os.Readlink("/proc/self/fd/0"); err == nil {
 			cfg.Console = tty
 		}
@@ -470,11 +470,6 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
-}
-
-func sandboxIsTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // fileFor returns w as a file for the firmware: w itself when it is one,
