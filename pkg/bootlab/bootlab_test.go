@@ -149,6 +149,35 @@ func TestParseProbe(t *testing.T) {
 	}
 }
 
+// TestParseProbeBlocks: the last complete BEGIN ... END block counts,
+// whatever comes around it; a console with no complete block is
+// ErrNoProbe, never a panic (one took the whole tests/ package down).
+func TestParseProbeBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name, console string
+		pid           int
+		err           error
+	}{
+		{"begin end begin", "PROBE BEGIN\nPROBE pid=1\nPROBE END\nPROBE BEGIN\nPROBE pid=2\n", 1, nil},
+		{"two blocks", "PROBE BEGIN\nPROBE pid=1\nPROBE END\nPROBE BEGIN\nPROBE pid=2\nPROBE END\n", 2, nil},
+		{"end first", "PROBE END\nPROBE BEGIN\nPROBE pid=3\nPROBE END\n", 3, nil},
+		{"begin begin end", "PROBE BEGIN\nPROBE pid=4\nPROBE BEGIN\nPROBE pid=5\nPROBE END\n", 5, nil},
+		{"end begin", "PROBE END\nPROBE BEGIN\nPROBE pid=6\n", 0, ErrNoProbe},
+		{"end end", "PROBE END\nPROBE END\n", 0, ErrNoProbe},
+		{"empty block", "PROBE BEGIN\nPROBE END\n", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ParseProbe(tc.console)
+			if err != tc.err {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err == nil && r.PID != tc.pid {
+				t.Errorf("pid %d, want %d (from the last complete block)", r.PID, tc.pid)
+			}
+		})
+	}
+}
+
 // TestImages builds the probe and both root images for one board and
 // checks them with e2fsck and sfdisk. It needs go, mkfs.ext4, sfdisk and
 // e2fsck, not QEMU.
