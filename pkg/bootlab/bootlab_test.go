@@ -298,3 +298,24 @@ func TestProbeRuns(t *testing.T) {
 		t.Errorf("runs = %+v", runs)
 	}
 }
+
+func TestGuestTime(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		t    float64
+		ok   bool
+	}{
+		{"[   21.563826] ofsroot: error: x", 21.563826, true},
+		{"\r[    0.000000] Linux version", 0, true},
+		{"[12345.5] y", 12345.5, true},
+		{"ofsroot: no stamp", 0, false},
+		{"[  abc] x", 0, false},
+		{"[   1.0 no end", 0, false},
+		{"[  -1.0] x", 0, false},
+	} {
+		got, ok := GuestTime(tc.line)
+		if got != tc.t || ok != tc.ok {
+			t.Errorf("GuestTime(%q) = %v, %v; want %v, %v", tc.line, got, ok, tc.t, tc.ok)
+		}
+	}
+}

@@ -225,3 +225,23 @@ func (r *Report) Runs() []ProgramRun {
 	}
 	return runs
 }
+
+// GuestTime reads the kernel's timestamp at the start of a console line
+// ("[   21.563826] ofsroot: ..."): seconds since the guest booted, by
+// the guest's clock. Tests compare these rather than the host's wall
+// clock, which a loaded host stretches.
+func GuestTime(line string) (float64, bool) {
+	l := strings.TrimLeft(line, "\r")
+	if !strings.HasPrefix(l, "[") {
+		return 0, false
+	}
+	end := strings.IndexByte(l, ']')
+	if end < 0 {
+		return 0, false
+	}
+	t, err := strconv.ParseFloat(strings.TrimSpace(l[1:end]), 64)
+	if err != nil || t < 0 {
+		return 0, false
+	}
+	return t, true
+}
