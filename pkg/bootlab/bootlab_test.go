@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"github.com/ofsroot/ofsroot/pkg/diskimage"
 
 	"bytes"
@@ -182,11 +184,7 @@ func TestParseProbeBlocks(t *testing.T) {
 // checks them with e2fsck and sfdisk. It needs go, mkfs.ext4, sfdisk and
 // e2fsck, not QEMU.
 func TestImages(t *testing.T) {
-	for _, tool := range []string{"mkfs.ext4", "sfdisk", "e2fsck", "dumpe2fs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/setup-host.sh installs it)", tool)
-		}
-	}
+	testenv.NeedTools(t, "mkfs.ext4", "sfdisk", "e2fsck", "dumpe2fs")
 	b, err := board.Lookup("sabrelite")
 	if err != nil {
 		t.Fatal(err)
