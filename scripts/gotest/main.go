@@ -118,6 +118,9 @@ func (s *summary) event(e event) {
 		fmt.Fprint(s.out, e.Output)
 	case "output":
 		if e.Test == "" {
+			if strings.HasPrefix(e.Output, "FAIL") {
+				s.flush(e.Package) // what the unfinished tests said comes first
+			}
 			if e.Output != "PASS\n" {
 				fmt.Fprint(s.out, e.Output)
 			}
@@ -141,19 +144,23 @@ func (s *summary) event(e event) {
 			delete(s.buf, key)
 			return
 		}
-		// A package failed: print what its unfinished tests said (a
-		// panic or a timeout stops them without an event of their own).
-		var keys []string
-		for k := range s.buf {
-			if strings.HasPrefix(k, e.Package+"\x00") {
-				keys = append(keys, k)
-			}
+		s.flush(e.Package)
+	}
+}
+
+// flush prints what the unfinished tests of a failed package said: a
+// panic or a timeout stops them without an event of their own.
+func (s *summary) flush(pkg string) {
+	var keys []string
+	for k := range s.buf {
+		if strings.HasPrefix(k, pkg+"\x00") {
+			keys = append(keys, k)
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprint(s.out, strings.Join(s.buf[k], ""))
-			delete(s.buf, k)
-		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprint(s.out, strings.Join(s.buf[k], ""))
+		delete(s.buf, k)
 	}
 }
 

@@ -47,7 +47,7 @@ func TestSummary(t *testing.T) {
 	bad := s.report(&out, true)
 	got := out.String()
 	for _, want := range []string{
-		"got 1, want 2\n    --- FAIL: TestSub/x", "FAIL\tex/a\t0.01s", "panic: test timed out", "c.go:1:1: expected 'package'", "ok  \tex/d",
+		"got 1, want 2\n    --- FAIL: TestSub/x", "FAIL\tex/a\t0.01s", "panic: test timed out after 1s\nFAIL\tex/b", "c.go:1:1: expected 'package'", "ok  \tex/d",
 		"tests: 1 passed, 2 failed, 2 skipped",
 		"  skip ex/a TestKernel: " + testenv.BeyondCI + "kernel 6.1 lacks MOVE_MOUNT_BENEATH",
 		"  SKIP NOT ALLOWED IN CI ex/a TestTool: mkimage not installed",
