@@ -38,7 +38,7 @@ vet:
 ## fuzz: a short run of each parser's fuzzer, on top of its seed corpus.
 FUZZ_TARGETS = \
 	pkg/cmdline:FuzzParse pkg/fstab:FuzzRewrite \
-	pkg/blockdev:FuzzProbeFS pkg/blockdev:FuzzPartitions pkg/blockdev:FuzzResolve \
+	pkg/blockdev:FuzzProbeFS pkg/blockdev:FuzzPartitions pkg/blockdev:FuzzResolve pkg/blockdev:FuzzUnescapeUdev \
 	pkg/ubootenv:FuzzDecode pkg/ubootenv:FuzzDecodeRaw pkg/ubootenv:FuzzParseConfig pkg/ubootenv:FuzzParseText \
 	pkg/uimage:FuzzDecode
 

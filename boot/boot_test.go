@@ -1,6 +1,8 @@
 package boot
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"os"
 	"os/exec"
@@ -144,9 +146,7 @@ func TestScriptOptions(t *testing.T) {
 
 // TestScrMatchesMkimage: boot.scr is what mkimage makes of boot.cmd.
 func TestScrMatchesMkimage(t *testing.T) {
-	if _, err := exec.LookPath("mkimage"); err != nil {
-		t.Skip("mkimage not installed (u-boot-tools)")
-	}
+	testenv.NeedTools(t, "mkimage")
 	b, _ := board.Lookup("nitrogen6x")
 	s, err := Script(b, Options{})
 	if err != nil {

@@ -1,6 +1,8 @@
 package initramfs
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"context"
 	"os/exec"
@@ -26,9 +28,7 @@ func TestBootStandin(t *testing.T) {
 	} {
 		for _, method := range tc.compressions {
 			t.Run(tc.board+"/"+method, func(t *testing.T) {
-				if _, err := exec.LookPath(tc.qemu); err != nil {
-					t.Skipf("%s not installed (apt-get install qemu-system-x86 qemu-system-arm)", tc.qemu)
-				}
+				testenv.NeedTools(t, tc.qemu)
 				dir := kernelDir(t, tc.flavour)
 				kernels, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
 				if len(kernels) != 1 {

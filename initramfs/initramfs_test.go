@@ -24,16 +24,11 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/internal/testenv"
+	"github.com/ofsroot/ofsroot/pkg/debcache/debcachetest"
 	"github.com/ofsroot/ofsroot/pkg/kmod"
 	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
 )
-
-// kernelDebs are the Debian kernel packages the project develops
-// against, by flavour; tests that need them skip when they are absent.
-var kernelDebs = map[string]string{
-	"amd64": "/tmp/kdl/linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb",
-	"armmp": "/tmp/kdl/linux-image-6.1.0-50-armmp_6.1.176-1_armhf.deb",
-}
 
 // wantOrder are the load orders per board: the boot lab's, with squashfs.
 var wantOrder = map[string][]string{
@@ -48,7 +43,6 @@ var (
 	fixMu    sync.Mutex
 	fixDir   string
 	standins = map[string]string{} // GOARCH -> stand-in init
-	unpacked = map[string]string{} // flavour -> dpkg -x folder
 )
 
 func TestMain(m *testing.M) {
@@ -89,37 +83,18 @@ func standin(t *testing.T, goarch string) string {
 	return p
 }
 
-// kernelDeb returns the kernel package of a flavour, or skips.
+// kernelDeb returns the current Debian kernel package of a flavour,
+// fetched into the shared cache (debcachetest).
 func kernelDeb(t *testing.T, flavour string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("uses a Debian kernel package; skipped with -short")
-	}
-	deb := kernelDebs[flavour]
-	if _, err := os.Stat(deb); err != nil {
-		t.Skipf("kernel package not downloaded: %v", err)
-	}
-	return deb
+	return debcachetest.Kernel(t, flavour).Deb
 }
 
-// kernelDir returns the folder dpkg -x made of a flavour's kernel.
+// kernelDir returns the folder dpkg -x made of a flavour's kernel in the
+// shared cache. Tests only read it.
 func kernelDir(t *testing.T, flavour string) string {
 	t.Helper()
-	deb := kernelDeb(t, flavour)
-	fixMu.Lock()
-	defer fixMu.Unlock()
-	if d, ok := unpacked[flavour]; ok {
-		return d
-	}
-	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("dpkg not installed")
-	}
-	d := filepath.Join(fixtures(t), "kernel-"+flavour)
-	if out, err := exec.Command("dpkg", "-x", deb, d).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg -x: %v\n%s", err, out)
-	}
-	unpacked[flavour] = d
-	return d
+	return debcachetest.Kernel(t, flavour).Dir
 }
 
 func lookup(t *testing.T, name string) board.Board {
@@ -295,11 +270,7 @@ func systemList(t *testing.T, file, method string) map[string]string {
 	t.Helper()
 	tools := map[string]string{"gzip": "gzip -dc", "xz": "xz -dc", "zstd": "zstd -dcq", "none": "cat"}
 	prog := strings.Fields(tools[method])[0]
-	for _, p := range []string{prog, "cpio"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed (apt-get install cpio xz-utils zstd)", p)
-		}
-	}
+	testenv.NeedTools(t, prog, "cpio")
 	cmd := exec.Command("sh", "-c", tools[method]+` "$1" | cpio -itv --quiet`, "sh", file)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -338,7 +309,7 @@ func TestBuildQEMUx86(t *testing.T) {
 	if got := fromDir.ModuleNames; !reflect.DeepEqual(got, wantOrder[b.Name]) {
 		t.Errorf("order\n got %q\nwant %q", got, wantOrder[b.Name])
 	}
-	if fromDir.KernelVersion != "6.1.0-50-amd64" || fromDir.Compression != "gzip" {
+	if fromDir.KernelVersion != debcachetest.Kernel(t, "amd64").Version || fromDir.Compression != "gzip" {
 		t.Errorf("result %+v", fromDir)
 	}
 	data, err := os.ReadFile(filepath.Join(out, "dir.gz"))
@@ -517,9 +488,7 @@ func zstdFrames(data []byte) (window uint64, frames int, err error) {
 // stream with a CRC32 check.
 func TestSystemXZList(t *testing.T) {
 	dir := kernelDir(t, "amd64")
-	if _, err := exec.LookPath("xz"); err != nil {
-		t.Skip("xz not installed")
-	}
+	testenv.NeedTools(t, "xz")
 	out := filepath.Join(t.TempDir(), "initrd.xz")
 	if _, err := Build(Options{Board: lookup(t, "qemu-x86_64"), Kernel: dir, Output: out, InitBinary: standin(t, "amd64"), Compression: "xz"}); err != nil {
 		t.Fatal(err)
@@ -663,9 +632,7 @@ func TestBuildErrors(t *testing.T) {
 	}
 
 	// A package without a module tree, such as a metapackage.
-	if _, err := exec.LookPath("dpkg-deb"); err != nil {
-		t.Skip("dpkg-deb not installed")
-	}
+	testenv.NeedTools(t, "dpkg-deb")
 	pkg := filepath.Join(tmp, "pkg")
 	os.MkdirAll(filepath.Join(pkg, "DEBIAN"), 0o755)
 	os.MkdirAll(filepath.Join(pkg, "usr/share/doc/x"), 0o755)
@@ -789,9 +756,7 @@ func TestFindModuleRoot(t *testing.T) {
 }
 
 func TestGoBuildCommand(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go in PATH")
-	}
+	testenv.NeedTools(t, "go")
 	for _, tc := range []struct {
 		board string
 		env   []string
@@ -892,9 +857,7 @@ func TestRescueShell(t *testing.T) {
 // TestSandboxAppArmor: the compiled profile lands where the init loads
 // it from.
 func TestSandboxAppArmor(t *testing.T) {
-	if _, err := exec.LookPath("apparmor_parser"); err != nil {
-		t.Skip("needs apparmor_parser (scripts/setup-host.sh installs apparmor)")
-	}
+	testenv.NeedTools(t, "apparmor_parser")
 	dir := kernelDir(t, "amd64")
 	out := filepath.Join(t.TempDir(), "initrd")
 	if _, err := Build(Options{Board: lookup(t, "qemu-x86_64"), Kernel: dir, Output: out, InitBinary: standin(t, "amd64"), Compression: "none", SandboxAppArmor: true}); err != nil {

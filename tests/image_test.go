@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -75,9 +77,7 @@ func TestImageBoot(t *testing.T) {
 
 func needImageTools(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts and debugfs of images")
-	}
+	testenv.NeedRoot(t, "mounts and debugfs of images")
 	for _, tool := range []string{"mkfs.vfat", "mcopy", "mtype", "fsck.vfat", "mksquashfs", "unsquashfs", "blkid", "sfdisk", "e2fsck", "debugfs"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: run scripts/setup-host.sh", tool)

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"context"
 	"fmt"
 	"os"
@@ -100,9 +102,7 @@ type initrd struct {
 // of `make test`, which runs scripts/setup-host.sh first.
 func needHost(t *testing.T, b board.Board) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boot tests skipped in -short mode")
-	}
+	testenv.SkipIfShort(t, "boots QEMU")
 	for _, tool := range []string{b.QEMU.Binary, "apt-cache", "apt-get", "dpkg", "mkfs.ext4", "sfdisk", "debugfs", "e2fsck"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: run scripts/setup-host.sh (or go test -short to skip boot tests)", tool)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"fmt"
 	"os"
@@ -187,11 +189,7 @@ func TestEnvNoValidCopy(t *testing.T) {
 // TestEnvWithLibubootenv: ofsctl and Debian's fw_printenv/fw_setenv
 // read each other's writes.
 func TestEnvWithLibubootenv(t *testing.T) {
-	for _, tool := range []string{"fw_printenv", "fw_setenv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (libubootenv-tool)", tool)
-		}
-	}
+	testenv.NeedTools(t, "fw_printenv", "fw_setenv")
 	for _, redundant := range []bool{false, true} {
 		t.Run(fmt.Sprintf("redundant=%v", redundant), func(t *testing.T) {
 			l := newEnvLab(t, redundant, "bootcmd", "run distro_bootcmd")

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ofsroot/ofsroot/pkg/bootlab"
+	"github.com/ofsroot/ofsroot/internal/testenv"
+	"github.com/ofsroot/ofsroot/pkg/debcache/debcachetest"
 	"github.com/ofsroot/ofsroot/pkg/uimage"
 )
 
@@ -64,20 +65,12 @@ func TestBootfilesUsage(t *testing.T) {
 	}
 }
 
-// armmpKernel finds the Debian armmp kernel the boot lab caches, as a
-// .deb and as the folder dpkg -x made of it.
+// armmpKernel is the current Debian armmp kernel, fetched into the
+// shared cache: as a .deb and as the folder dpkg -x made of it.
 func armmpKernel(t *testing.T) (deb, dir string) {
 	t.Helper()
-	cache, err := bootlab.CacheDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	dirs, _ := filepath.Glob(filepath.Join(cache, "linux-image-*-armmp"))
-	debs, _ := filepath.Glob(filepath.Join(cache, "linux-image-*-armmp_*_armhf.deb"))
-	if len(dirs) == 0 || len(debs) == 0 {
-		t.Skip("no armmp kernel in the cache (the boot tests fetch it)")
-	}
-	return debs[len(debs)-1], dirs[len(dirs)-1]
+	k := debcachetest.Kernel(t, "armmp")
+	return k.Deb, k.Dir
 }
 
 // TestBootfiles builds the nitrogen6x boot partition from the cached
@@ -85,9 +78,6 @@ func armmpKernel(t *testing.T) (deb, dir string) {
 // two give the same bytes, and boot.scr and uInitrd are what mkimage
 // makes of the same inputs.
 func TestBootfiles(t *testing.T) {
-	if testing.Short() {
-		t.Skip("unpacks a Debian kernel package; skipped with -short")
-	}
 	deb, kdir := armmpKernel(t)
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "init.go")
@@ -147,9 +137,7 @@ func TestBootfiles(t *testing.T) {
 		t.Error("zImage is not the package's kernel")
 	}
 
-	if _, err := exec.LookPath("mkimage"); err != nil {
-		t.Skip("mkimage not installed (u-boot-tools)")
-	}
+	testenv.NeedTools(t, "mkimage")
 	rd, _ := os.ReadFile(filepath.Join(out, "uInitrd"))
 	img, err := uimage.Decode(rd)
 	if err != nil {

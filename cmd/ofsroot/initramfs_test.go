@@ -10,9 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-)
 
-const initramfsTestDeb = "/tmp/kdl/linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb"
+	"github.com/ofsroot/ofsroot/pkg/debcache/debcachetest"
+)
 
 func runInitramfsCLI(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
@@ -68,12 +68,7 @@ func TestInitramfsUsage(t *testing.T) {
 // TestInitramfsBuild runs the command on the real kernel package with a
 // tiny static stand-in init.
 func TestInitramfsBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("unpacks a Debian kernel package; skipped with -short")
-	}
-	if _, err := os.Stat(initramfsTestDeb); err != nil {
-		t.Skipf("kernel package not downloaded: %v", err)
-	}
+	k := debcachetest.Kernel(t, "amd64")
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "init.go")
 	os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644)
@@ -88,12 +83,12 @@ func TestInitramfsBuild(t *testing.T) {
 	var sums []string
 	for i := range 2 {
 		out := filepath.Join(tmp, "initrd"+string(rune('a'+i)))
-		code, stdout, stderr := runInitramfsCLI("--board", "qemu-x86_64", "--kernel", initramfsTestDeb, "--output", out,
+		code, stdout, stderr := runInitramfsCLI("--board", "qemu-x86_64", "--kernel", k.Deb, "--output", out,
 			"--init", initBin, "--compress", "zstd", "--without-module", "overlay")
 		if code != 0 {
 			t.Fatalf("exit code %d\n%s", code, stderr)
 		}
-		for _, want := range []string{"wrote " + out + ": ", " zstd (cpio ", "kernel    6.1.0-50-amd64",
+		for _, want := range []string{"wrote " + out + ": ", " zstd (cpio ", "kernel    " + k.Version,
 			"modules   12, ", "in load order: crc32c_generic virtio_ring", " ext4 squashfs\n", "left out  overlay"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("summary lacks %q:\n%s", want, stdout)

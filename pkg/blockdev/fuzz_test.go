@@ -3,7 +3,13 @@ package blockdev
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -60,15 +66,26 @@ func FuzzProbeFS(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		typ, uuid, label, _ := ProbeFS(bytes.NewReader(data))
+		runtime.ReadMemStats(&after)
 		if !knownTypes[typ] {
 			t.Errorf("unknown type %q", typ)
 		}
 		if len(uuid) > 36 || len(label) > 256 {
 			t.Errorf("uuid %q or label %q too long", uuid, label)
 		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > probeAllocBound {
+			t.Errorf("ProbeFS of %d bytes allocated %d bytes, more than the bound of %d", len(data), got, probeAllocBound)
+		}
 	})
 }
+
+// probeAllocBound is the most one ProbeFS may allocate, whatever the
+// disk holds: twice the largest directory a FAT label search reads
+// (fatMaxDirEntries entries of 32 bytes). The seeds take 0.2-54 KiB.
+const probeAllocBound = 2 * fatMaxDirEntries * 32
 
 // partitionSeed is a whole disk image for FuzzPartitions.
 type partitionSeed struct {
@@ -226,14 +243,73 @@ func TestFuzzDiskSeeds(t *testing.T) {
 
 func FuzzResolve(f *testing.F) {
 	for _, s := range []string{"/dev/vda1", "UUID=x", "PARTUUID=1a2b3c4d-01/PARTNROFF=1", `/dev/disk/by-label/a\x20b`,
-		"179:2", "b302", "LABEL=\"", `\x`, "/dev/disk/by-path/"} {
+		"179:2", "b302", "LABEL=\"", `\x`, "/dev/disk/by-path/", "LABEL=my", "LABEL=data", "uuid=0D1E2F30-4152-6374-8596-A7B8C9DAE0F1",
+		"/dev/cciss/c0d0", "PARTLABEL=swap"} {
 		f.Add(s)
 	}
+	reversed := slices.Clone(resolveDevs)
+	slices.Reverse(reversed)
 	f.Fuzz(func(t *testing.T, spec string) {
 		d, err := Resolve(spec, resolveDevs)
-		if err == nil && d.Name == "" {
-			t.Errorf("Resolve(%q) found an unnamed device", spec)
+		// The order of the devices never matters: two matches are an
+		// error, not the first one found.
+		d2, err2 := Resolve(spec, reversed)
+		if (err == nil) != (err2 == nil) || d.Name != d2.Name {
+			t.Fatalf("Resolve(%q) = %q, %v; with the devices reversed %q, %v", spec, d.Name, err, d2.Name, err2)
 		}
-		_ = unescapeUdev(spec)
+		if err != nil {
+			return
+		}
+		i := slices.IndexFunc(resolveDevs, func(x Device) bool { return x.Name == d.Name })
+		if i < 0 || !reflect.DeepEqual(resolveDevs[i], d) {
+			t.Fatalf("Resolve(%q) = %+v, not one of the devices", spec, d)
+		}
+		// Unless it counts partitions on (PARTNROFF) or is a device
+		// number, the spec names the device by one of its identifiers.
+		if !strings.Contains(strings.ToUpper(spec), "PARTNROFF") && !devnumSpec(spec) {
+			s := strings.ToLower(unescapeUdev(spec))
+			named := false
+			for _, id := range append([]string{strings.ReplaceAll(d.Name, "!", "/"), d.UUID, d.Label, d.PartUUID, d.PartLabel}, d.ByPath...) {
+				if id != "" && strings.Contains(s, strings.ToLower(id)) {
+					named = true
+				}
+			}
+			if !named {
+				t.Fatalf("Resolve(%q) = %s, which the spec does not name", spec, d.Name)
+			}
+		}
+	})
+}
+
+// devnumSpec reports whether spec is MAJOR:MINOR or the kernel's hex
+// device number.
+func devnumSpec(spec string) bool {
+	s := strings.TrimSpace(spec)
+	if a, b, ok := strings.Cut(s, ":"); ok {
+		_, e1 := strconv.ParseUint(a, 10, 32)
+		_, e2 := strconv.ParseUint(b, 10, 32)
+		return e1 == nil && e2 == nil
+	}
+	_, err := strconv.ParseUint(s, 16, 32)
+	return err == nil
+}
+
+// FuzzUnescapeUdev: every byte written as \xHH, as udev writes unsafe
+// ones, comes back; the result is never longer than the input.
+func FuzzUnescapeUdev(f *testing.F) {
+	for _, s := range []string{"a b", "a/b", "", `\x`, "\xff\x00", "my root"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var esc strings.Builder
+		for i := 0; i < len(s); i++ {
+			fmt.Fprintf(&esc, "\\x%02x", s[i])
+		}
+		if got := unescapeUdev(esc.String()); got != s {
+			t.Fatalf("unescapeUdev(%q) = %q, want %q", esc.String(), got, s)
+		}
+		if got := unescapeUdev(s); len(got) > len(s) {
+			t.Fatalf("unescapeUdev(%q) = %q: longer", s, got)
+		}
 	})
 }

@@ -1,6 +1,8 @@
 package blockdev
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
@@ -17,9 +19,7 @@ import (
 // missing, saying which.
 func needTool(t testing.TB, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed: %v", name, err)
-	}
+	testenv.NeedTools(t, name)
 }
 
 // run runs a command and fails the test with its output if it fails.

@@ -1,6 +1,8 @@
 package blockdev
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"errors"
 	"os"
 	"os/exec"
@@ -382,7 +384,7 @@ func TestGuessDisk(t *testing.T) {
 func TestScanRealSys(t *testing.T) {
 	ents, err := os.ReadDir("/sys/class/block")
 	if err != nil || len(ents) == 0 {
-		t.Skipf("no block devices in /sys/class/block (%v): not a usual Linux machine", err)
+		testenv.SkipUnlessCI(t, "no block devices in /sys/class/block (%v): not a usual Linux machine", err)
 	}
 	devs, err := Scan("/sys", "/dev")
 	if err != nil {
@@ -406,9 +408,7 @@ func TestScanRealSys(t *testing.T) {
 // and checks Scan against blkid on the partition node the kernel made.
 // It needs root and a kernel with loop partition support.
 func TestScanLoopDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to attach a loop device")
-	}
+	testenv.NeedRoot(t, "attaches a loop device")
 	needTool(t, "losetup")
 	dir := t.TempDir()
 	img := sparseFile(t, dir, "disk.img", 16<<20)
@@ -417,26 +417,17 @@ func TestScanLoopDevice(t *testing.T) {
 	run(t, "", "mkfs.ext4", "-q", "-F", "-L", "looproot", "-U", "5a5a5a5a-0000-4000-8000-00000000005a", part)
 	writeAt(t, img, readFile(t, part), 6144*512)
 
-	out, err := exec.Command("losetup", "--find", "--show", "--partscan", "--read-only", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot attach a loop device here: %v: %s", err, out)
-	}
-	loop := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "--detach", loop).CombinedOutput(); err != nil {
-			t.Errorf("detaching %s: %v: %s", loop, err, out)
-		}
-	})
+	loop := testenv.Loop(t, img, "--partscan", "--read-only")
 	name := filepath.Base(loop)
 	p2 := name + "p2"
 	if _, err := os.Stat("/dev/" + p2); err != nil {
 		// Some kernels do not scan loop devices themselves; partx adds
 		// the partitions through BLKPG, and devtmpfs makes the nodes.
 		if out, err := exec.Command("partx", "--add", loop).CombinedOutput(); err != nil {
-			t.Skipf("the kernel made no partitions for %s and partx could not add them: %v: %s", loop, err, out)
+			testenv.SkipUnlessCI(t, "the kernel made no partitions for %s and partx could not add them: %v: %s", loop, err, out)
 		}
 		if _, err := os.Stat("/dev/" + p2); err != nil {
-			t.Skipf("no partition node for %s: %v", loop, err)
+			testenv.SkipUnlessCI(t, "no partition node for %s: %v", loop, err)
 		}
 	}
 

@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"github.com/ofsroot/ofsroot/pkg/diskimage"
 
 	"bytes"
@@ -14,43 +16,6 @@ import (
 
 	"github.com/ofsroot/ofsroot/board"
 )
-
-func TestParseKernelDepends(t *testing.T) {
-	for _, tc := range []struct {
-		name, out, want string
-	}{
-		{"amd64", "linux-image-amd64\n  Depends: linux-image-6.1.0-50-amd64\n", "linux-image-6.1.0-50-amd64"},
-		{"foreign", "linux-image-armmp:armhf\n  Depends: linux-image-6.1.0-50-armmp:armhf\n", "linux-image-6.1.0-50-armmp"},
-		{"other deps first", "linux-image-arm64\n  Depends: initramfs-tools\n  Depends: linux-image-6.12.9-arm64\n", "linux-image-6.12.9-arm64"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseKernelDepends(tc.out)
-			if err != nil || got != tc.want {
-				t.Errorf("parseKernelDepends = %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-	if _, err := parseKernelDepends("linux-image-amd64\n  Depends: <linux-image-virtual>\n"); err == nil {
-		t.Error("no versioned kernel: want an error")
-	}
-}
-
-func TestMetaPackage(t *testing.T) {
-	for _, name := range board.Names() {
-		b, err := board.Lookup(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := metaPackage(b, "amd64")
-		want := "linux-image-" + b.KernelFlavour
-		if b.DebianArch != "amd64" {
-			want += ":" + b.DebianArch
-		}
-		if got != want {
-			t.Errorf("%s: metaPackage = %q, want %q", name, got, want)
-		}
-	}
-}
 
 func TestQEMUArgs(t *testing.T) {
 	k := Kernel{Version: "6.1.0-50-armmp", Dir: t.TempDir(), Vmlinuz: "/k/vmlinuz"}
@@ -186,15 +151,40 @@ func TestParseProbe(t *testing.T) {
 	}
 }
 
+// TestParseProbeBlocks: the last complete BEGIN ... END block counts,
+// whatever comes around it; a console with no complete block is
+// ErrNoProbe, never a panic (one took the whole tests/ package down).
+func TestParseProbeBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name, console string
+		pid           int
+		err           error
+	}{
+		{"begin end begin", "PROBE BEGIN\nPROBE pid=1\nPROBE END\nPROBE BEGIN\nPROBE pid=2\n", 1, nil},
+		{"two blocks", "PROBE BEGIN\nPROBE pid=1\nPROBE END\nPROBE BEGIN\nPROBE pid=2\nPROBE END\n", 2, nil},
+		{"end first", "PROBE END\nPROBE BEGIN\nPROBE pid=3\nPROBE END\n", 3, nil},
+		{"begin begin end", "PROBE BEGIN\nPROBE pid=4\nPROBE BEGIN\nPROBE pid=5\nPROBE END\n", 5, nil},
+		{"end begin", "PROBE END\nPROBE BEGIN\nPROBE pid=6\n", 0, ErrNoProbe},
+		{"end end", "PROBE END\nPROBE END\n", 0, ErrNoProbe},
+		{"empty block", "PROBE BEGIN\nPROBE END\n", 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ParseProbe(tc.console)
+			if err != tc.err {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err == nil && r.PID != tc.pid {
+				t.Errorf("pid %d, want %d (from the last complete block)", r.PID, tc.pid)
+			}
+		})
+	}
+}
+
 // TestImages builds the probe and both root images for one board and
 // checks them with e2fsck and sfdisk. It needs go, mkfs.ext4, sfdisk and
 // e2fsck, not QEMU.
 func TestImages(t *testing.T) {
-	for _, tool := range []string{"mkfs.ext4", "sfdisk", "e2fsck", "dumpe2fs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/setup-host.sh installs it)", tool)
-		}
-	}
+	testenv.NeedTools(t, "mkfs.ext4", "sfdisk", "e2fsck", "dumpe2fs")
 	b, err := board.Lookup("sabrelite")
 	if err != nil {
 		t.Fatal(err)
@@ -304,5 +294,26 @@ func TestProbeRuns(t *testing.T) {
 	runs := r.Runs()
 	if len(runs) != 2 || runs[0] != (ProgramRun{"/usr/bin/ofsctl status", 0, "protected\n"}) || runs[1].Exit != -1 || runs[1].Cmd != "/nope" {
 		t.Errorf("runs = %+v", runs)
+	}
+}
+
+func TestGuestTime(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		t    float64
+		ok   bool
+	}{
+		{"[   21.563826] ofsroot: error: x", 21.563826, true},
+		{"\r[    0.000000] Linux version", 0, true},
+		{"[12345.5] y", 12345.5, true},
+		{"ofsroot: no stamp", 0, false},
+		{"[  abc] x", 0, false},
+		{"[   1.0 no end", 0, false},
+		{"[  -1.0] x", 0, false},
+	} {
+		got, ok := GuestTime(tc.line)
+		if got != tc.t || ok != tc.ok {
+			t.Errorf("GuestTime(%q) = %v, %v; want %v, %v", tc.line, got, ok, tc.t, tc.ok)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/debcache"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,7 +36,7 @@ func Debootstrap(cacheDir, suite, arch string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(filepath.Join(cacheDir, ".lock"))
+	unlock, err := debcache.Lock(cacheDir)
 	if err != nil {
 		return "", err
 	}

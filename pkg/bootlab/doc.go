@@ -3,9 +3,10 @@
 //
 // The pieces:
 //
-//   - FetchKernel finds a board's current Debian kernel package with
-//     apt-cache, downloads it with apt-get into a cache folder and unpacks
-//     it with dpkg -x (never into the host).
+//   - FetchKernel (from package debcache, the one home for downloads)
+//     finds a board's current Debian kernel package with apt-cache,
+//     downloads it with apt-get into a cache folder and unpacks it with
+//     dpkg -x (never into the host).
 //   - BuildProbe, WriteRootTree, MakeExt4 and MakeMBRDisk make a test root
 //     filesystem whose /sbin/init is the probe program (tests/probe), as a
 //     bare ext4 image or as a partition of an MBR disk.

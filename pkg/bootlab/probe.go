@@ -82,18 +82,20 @@ var ErrNoProbe = errors.New("the probe did not report (no PROBE BEGIN ... PROBE 
 // an error.
 func ParseProbe(console string) (*Report, error) {
 	lines := strings.Split(strings.ReplaceAll(console, "\r", ""), "\n")
-	begin, end := -1, -1
+	// The last complete block counts: a BEGIN after it (a probe cut
+	// short by a reboot) starts a block that never ended.
+	begin, end, open := -1, -1, -1
 	for i, l := range lines {
 		switch strings.TrimSpace(l) {
 		case "PROBE BEGIN":
-			begin = i
+			open = i
 		case "PROBE END":
-			if begin >= 0 {
-				end = i
+			if open >= 0 {
+				begin, end, open = open, i, -1
 			}
 		}
 	}
-	if begin < 0 || end < 0 {
+	if begin < 0 {
 		return nil, ErrNoProbe
 	}
 	r := &Report{Values: map[string][]string{}, Block: map[string]string{}}
@@ -222,4 +224,24 @@ func (r *Report) Runs() []ProgramRun {
 		runs = append(runs, pr)
 	}
 	return runs
+}
+
+// GuestTime reads the kernel's timestamp at the start of a console line
+// ("[   21.563826] ofsroot: ..."): seconds since the guest booted, by
+// the guest's clock. Tests compare these rather than the host's wall
+// clock, which a loaded host stretches.
+func GuestTime(line string) (float64, bool) {
+	l := strings.TrimLeft(line, "\r")
+	if !strings.HasPrefix(l, "[") {
+		return 0, false
+	}
+	end := strings.IndexByte(l, ']')
+	if end < 0 {
+		return 0, false
+	}
+	t, err := strconv.ParseFloat(strings.TrimSpace(l[1:end]), 64)
+	if err != nil || t < 0 {
+		return 0, false
+	}
+	return t, true
 }

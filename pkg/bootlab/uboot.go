@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/pkg/debcache"
+
 	"bytes"
 	"context"
 	"errors"
@@ -49,21 +51,8 @@ func FetchUBoot(cacheDir string, b board.Board) (UBoot, error) {
 	case u.Package == "":
 		return UBoot{}, fmt.Errorf("board %s: Debian has no U-Boot for it (%s)", b.Name, u.Source)
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return UBoot{}, err
-	}
-	cacheDir, err := filepath.Abs(cacheDir)
-	if err != nil {
-		return UBoot{}, err
-	}
-	unlock, err := lockFile(filepath.Join(cacheDir, ".lock"))
-	if err != nil {
-		return UBoot{}, err
-	}
-	defer unlock()
-
 	want := filepath.Join("usr/lib/u-boot", u.Build, u.Image)
-	deb, dir, err := fetchDeb(cacheDir, u.Package, b.DebianArch, "", want)
+	deb, dir, err := debcache.Package(cacheDir, u.Package, b.DebianArch, want)
 	if err != nil {
 		return UBoot{}, err
 	}

@@ -1,6 +1,8 @@
 package bootlab
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"errors"
 	"net"
@@ -85,11 +87,7 @@ func TestStripAndFlash(t *testing.T) {
 // TestMakeBootStick makes a stick and reads it back with sfdisk and
 // mtools.
 func TestMakeBootStick(t *testing.T) {
-	for _, tool := range []string{"sfdisk", "mkfs.vfat", "mcopy", "mtype"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/setup-host.sh installs it)", tool)
-		}
-	}
+	testenv.NeedTools(t, "sfdisk", "mkfs.vfat", "mcopy", "mtype")
 	dir := t.TempDir()
 	files := filepath.Join(dir, "boot")
 	os.Mkdir(files, 0o755)

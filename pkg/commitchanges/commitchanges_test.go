@@ -2,13 +2,17 @@ package commitchanges
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ofsroot/ofsroot/internal/testenv"
 	"github.com/ofsroot/ofsroot/pkg/mountfs/mountfstest"
 	"github.com/ofsroot/ofsroot/pkg/overlaydiff"
 	"github.com/ofsroot/ofsroot/pkg/overlaydiff/overlaydifftest"
@@ -33,6 +37,14 @@ func write(t *testing.T, p, content string, mode os.FileMode) {
 // makes the same scripted changes through the overlay.
 func protectedRoot(t *testing.T) (lower, upper, merged string) {
 	t.Helper()
+	lower, upper, merged, _ = protectedRootImage(t)
+	return lower, upper, merged
+}
+
+// protectedRootImage is protectedRoot, also giving the real root's ext4
+// image file (the loop device's backing file).
+func protectedRootImage(t *testing.T) (lower, upper, merged, image string) {
+	t.Helper()
 	mountfstest.PrivateNamespace(t)
 	tree := t.TempDir()
 	write(t, tree+"/etc/fstab", "old fstab\n", 0o644)
@@ -41,7 +53,7 @@ func protectedRoot(t *testing.T) (lower, upper, merged string) {
 	write(t, tree+"/var/lib/app/a", "a\n", 0o644)
 	write(t, tree+"/var/lib/app/b", "b\n", 0o644)
 	must(t, os.Symlink("/etc/hostname", tree+"/link"))
-	lower, _ = overlaydifftest.Ext4(t, tree)
+	lower, image = overlaydifftest.Ext4(t, tree)
 
 	rw := t.TempDir()
 	must(t, unix.Mount("tmpfs", rw, "tmpfs", 0, "mode=0755"))
@@ -68,7 +80,7 @@ func protectedRoot(t *testing.T) (lower, upper, merged string) {
 	write(t, m+"/var/lib/app/c", "c\n", 0o644)
 	write(t, m+"/etc/not-chosen", "no\n", 0o644)
 	write(t, m+"/new-unchosen", "no\n", 0o644)
-	return lower, upper, merged
+	return lower, upper, merged, image
 }
 
 var chosen = []string{"/etc/new", "/etc/fstab", "etc/hostname", "/opt/app/bin/run", "/link", "/etc/gone", "/var/lib/app"}
@@ -154,6 +166,61 @@ func TestCommitPowerCut(t *testing.T) {
 	}
 	if _, err := os.Stat(lower + "/etc/new"); err != nil {
 		t.Errorf("/etc/new not committed the second time: %v", err)
+	}
+}
+
+// TestApplyIsOnDiskWhenItReturns cuts the power the moment Apply
+// returns: it copies the real root's device as it is then (the loop
+// device's backing file holds exactly what the filesystem sent it) and
+// mounts the copy, as the next boot would after replaying the journal.
+// The real root is mounted with commit=300 and noauto_da_alloc, so ext4
+// writes nothing of its own accord in the seconds the test takes: only
+// Apply's fsyncs of the files and their folders put the changes on the
+// device.
+func TestApplyIsOnDiskWhenItReturns(t *testing.T) {
+	mountfstest.NeedTools(t, "e2fsck", "losetup")
+	lower, upper, merged, image := protectedRootImage(t)
+	must(t, unix.Unmount(merged, 0)) // the real root changes under no overlay
+	plan, err := Plan(Options{Lower: lower, Upper: upper, Paths: chosen})
+	must(t, err)
+	if err := unix.Mount("", lower, "", unix.MS_REMOUNT, "commit=300,noauto_da_alloc"); err != nil {
+		t.Fatalf("remount %s read-write with commit=300: %v", lower, err)
+	}
+	defer unix.Mount("", lower, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	before := overlaydifftest.Snapshot(t, lower)
+	must(t, Apply(lower, upper, plan))
+	cut := filepath.Join(t.TempDir(), "cut.img")
+	data, err := os.ReadFile(image) // the power cut
+	must(t, err)
+	must(t, os.WriteFile(cut, data, 0o644))
+	applied := overlaydifftest.Snapshot(t, lower)
+
+	// The next boot: fsck replays the journal (exit 1: fixed), then
+	// the root is mounted.
+	if out, err := exec.Command("e2fsck", "-fy", cut).CombinedOutput(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
+			t.Fatalf("e2fsck -fy of the cut copy: %v\n%s", err, out)
+		}
+	}
+	dev := testenv.Loop(t, cut, "--read-only")
+	mnt := t.TempDir()
+	must(t, unix.Mount(dev, mnt, "ext4", unix.MS_RDONLY, ""))
+	defer unix.Unmount(mnt, 0)
+	after := overlaydifftest.Snapshot(t, mnt)
+	var lost []string
+	for p, want := range applied {
+		if after[p] != want {
+			lost = append(lost, fmt.Sprintf("%s: %q after the cut, %q when Apply returned (%q before)", p, after[p], want, before[p]))
+		}
+	}
+	for p := range after {
+		if _, ok := applied[p]; !ok {
+			lost = append(lost, p+": back after the cut")
+		}
+	}
+	sort.Strings(lost)
+	if len(lost) > 0 {
+		t.Errorf("a power cut right after Apply returned lost %d changes:\n%s", len(lost), strings.Join(lost, "\n"))
 	}
 }
 

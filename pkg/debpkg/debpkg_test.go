@@ -17,20 +17,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// kernelDebs are the real packages the project develops against; tests
-// that need them skip when they are absent.
-var kernelDebs = []string{
-	"/tmp/kdl/linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb",
-	"/tmp/kdl/linux-image-6.1.0-50-armmp_6.1.176-1_armhf.deb",
-}
+	"github.com/ofsroot/ofsroot/internal/testenv"
+	"github.com/ofsroot/ofsroot/pkg/debcache/debcachetest"
+)
 
 func need(t *testing.T, prog string) {
 	t.Helper()
-	if _, err := exec.LookPath(prog); err != nil {
-		t.Skipf("%s not installed: %v", prog, err)
-	}
+	testenv.NeedTools(t, prog)
 }
 
 // fixture writes a package tree with every kind of entry dpkg-deb
@@ -413,14 +407,9 @@ func TestCleanName(t *testing.T) {
 // TestExtractKernelDeb unpacks the real kernel packages and compares
 // every entry with what dpkg -x made.
 func TestExtractKernelDeb(t *testing.T) {
-	if testing.Short() {
-		t.Skip("unpacks a 400 MB kernel package twice; skipped with -short")
-	}
+	testenv.SkipIfShort(t, "unpacks a 400 MB kernel package twice")
 	need(t, "dpkg")
-	deb := kernelDebs[1] // the smaller one
-	if _, err := os.Stat(deb); err != nil {
-		t.Skipf("kernel package not downloaded: %v", err)
-	}
+	deb := debcachetest.Kernel(t, "armmp").Deb // the smaller one
 	tmp := t.TempDir()
 	want, got := filepath.Join(tmp, "want"), filepath.Join(tmp, "got")
 	if out, err := exec.Command("dpkg", "-x", deb, want).CombinedOutput(); err != nil {

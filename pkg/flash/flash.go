@@ -226,6 +226,9 @@ func Flash(o Options) (*Result, error) {
 		return nil, fmt.Errorf("the image read %s while checking and %s while writing: did it change while flashing?", info.SHA256, sum)
 	}
 	res := &Result{Compression: info.Compression, Bytes: n, SHA256: sum, Target: t}
+	if afterWrite != nil {
+		afterWrite(t.Path)
+	}
 	res.ReadBack, err = readBack(t, n, p)
 	if err != nil {
 		return res, err
@@ -235,6 +238,11 @@ func Flash(o Options) (*Result, error) {
 	}
 	return res, nil
 }
+
+// afterWrite, when set, is called between the write (synced and closed)
+// and the read-back: a test changes the device's backing file there, as
+// a failing or fake card would lose what it was given. Tests only.
+var afterWrite func(target string)
 
 // readBack drops the target's cached pages, then hashes its first n
 // bytes.

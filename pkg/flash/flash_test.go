@@ -5,8 +5,11 @@ import (
 
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofsroot/ofsroot/internal/testenv"
 	"github.com/ofsroot/ofsroot/pkg/mountfs/mountfstest"
 )
 
@@ -229,7 +233,7 @@ func TestFlashToFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, _ := os.ReadFile(dst)
-			if !bytes.Equal(got, want) || res.Compression != c || res.Bytes != int64(len(want)) || res.ReadBack != res.SHA256 {
+			if !bytes.Equal(got, want) || res.Compression != c || res.Bytes != int64(len(want)) || res.SHA256 != sum(want) || res.ReadBack != sum(want) {
 				t.Errorf("result %+v; file %d bytes, want %d", res, len(got), len(want))
 			}
 			if !strings.Contains(log.String(), "verifying "+dst) {
@@ -263,15 +267,30 @@ func TestFlashToFile(t *testing.T) {
 	}
 }
 
+// sum is the SHA-256 of b, worked out apart from the code under test.
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// headSum hashes at most the first 16 MiB of a file or device: enough
+// for the test's loop devices, and never a whole host disk in memory.
+func headSum(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, 16<<20)); err != nil {
+		return err.Error()
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 func losetup(t *testing.T, file string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("losetup", append(append([]string{"--find", "--show"}, args...), file)...).CombinedOutput()
-	if err != nil {
-		t.Skipf("no loop device: losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	return dev
+	return testenv.Loop(t, file, args...)
 }
 
 func backing(t *testing.T, size int64) string {
@@ -303,23 +322,33 @@ func TestFlashLoop(t *testing.T) {
 		f, _ := os.Open(dev)
 		f.ReadAt(got, 0)
 		f.Close()
-		if !bytes.Equal(got, want) || res.ReadBack != res.SHA256 || !res.Target.IsBlock {
+		if !bytes.Equal(got, want) || res.SHA256 != sum(want) || res.ReadBack != sum(want) || !res.Target.IsBlock {
 			t.Errorf("%s: device content differs or result %+v", c, res)
 		}
 	}
 
+	// A refusal must come before anything is written: Confirm is asked
+	// after every check passed and before the target is opened, so a
+	// refusal that did not happen shows as Confirm being asked (and
+	// answering no keeps the target safe even then, the host's root
+	// disk included).
 	refused := func(name, target, want string, o Options) {
 		t.Helper()
 		o.Target = target
 		if o.Image == "" {
 			o.Image = img
 		}
-		before, _ := os.ReadFile(target)
+		asked := false
+		o.Confirm = func(string) bool { asked = true; return false }
+		before := headSum(target)
 		_, err := Flash(o)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want a refusal saying %q", name, err, want)
 		}
-		if after, _ := os.ReadFile(target); !bytes.Equal(before, after) {
+		if asked {
+			t.Errorf("%s: every check passed and Confirm was asked", name)
+		}
+		if after := headSum(target); before != after {
 			t.Errorf("%s: the target changed", name)
 		}
 	}
@@ -362,8 +391,8 @@ func TestFlashLoop(t *testing.T) {
 		t.Fatalf("mount: %v %s", err, o)
 	}
 	refused("mounted partition", pdev, "/dev/"+filepath.Base(part)+" is mounted at "+mnt, Options{})
-	refused("partition", part, "it is partition 1 of "+pdev, Options{})
 	exec.Command("umount", mnt).Run()
+	refused("partition", part, "it is partition 1 of "+pdev, Options{})
 
 	// The host's root disk.
 	if rootDisk := hostRootDisk(t); rootDisk != "" {
@@ -395,4 +424,52 @@ func hostRootDisk(t *testing.T) string {
 		}
 	}
 	return ""
+}
+
+// TestFlashCatchesBadReadBack flashes a loop device whose backing file
+// is changed between the write and the read-back, as a failing or fake
+// card loses what it was given: Flash must say so (ErrVerify). It also
+// shows that the read-back comes from the device and not from the
+// page cache the write left behind, which still holds the image.
+func TestFlashCatchesBadReadBack(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	mountfstest.NeedTools(t, "losetup")
+	img := testImage(t, 1<<20)
+	want, _ := os.ReadFile(img)
+	file := backing(t, 2<<20)
+	dev := losetup(t, file)
+	// Something else holding the device open (a desktop's disk monitor)
+	// keeps its page cache alive past Flash's close: only dropping the
+	// cache makes the read-back come from the device.
+	holder, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+
+	afterWrite = func(target string) {
+		if target != dev {
+			t.Errorf("afterWrite(%s), want %s", target, dev)
+		}
+		f, err := os.OpenFile(file, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.WriteAt([]byte("lost"), 300<<10) // what the card did not keep
+	}
+	defer func() { afterWrite = nil }()
+	res, err := Flash(Options{Image: img, Target: dev})
+	if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), dev+" reads back sha256 ") || !strings.Contains(err.Error(), "the card or disk may be failing or fake") {
+		t.Fatalf("Flash with a bad read-back: %v, want ErrVerify naming %s", err, dev)
+	}
+	if res == nil || res.SHA256 != sum(want) || res.ReadBack == res.SHA256 {
+		t.Errorf("result %+v: want the image's sum %s and another read-back", res, sum(want))
+	}
+
+	// The same device read back intact: no error.
+	afterWrite = nil
+	if res, err := Flash(Options{Image: img, Target: dev}); err != nil || res.ReadBack != sum(want) {
+		t.Errorf("intact read-back: %v, %+v", err, res)
+	}
 }

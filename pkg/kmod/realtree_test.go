@@ -12,14 +12,9 @@ import (
 	"testing"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/internal/testenv"
+	"github.com/ofsroot/ofsroot/pkg/debcache/debcachetest"
 )
-
-// kernelDebs are the Debian kernel packages the project develops
-// against, by flavour; tests that need them skip when they are absent.
-var kernelDebs = map[string]string{
-	"amd64": "/tmp/kdl/linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb",
-	"armmp": "/tmp/kdl/linux-image-6.1.0-50-armmp_6.1.176-1_armhf.deb",
-}
 
 var (
 	unpackMu sync.Mutex
@@ -31,23 +26,14 @@ var (
 // answer for it.
 func realRoot(t *testing.T, flavour string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("unpacks a Debian kernel package; skipped with -short")
-	}
+	k := debcachetest.Kernel(t, flavour) // outside the lock: may download
+	testenv.NeedTools(t, "dpkg", "depmod", "modprobe")
 	unpackMu.Lock()
 	defer unpackMu.Unlock()
 	if dir, ok := unpacked[flavour]; ok {
 		return dir
 	}
-	deb := kernelDebs[flavour]
-	if _, err := os.Stat(deb); err != nil {
-		t.Skipf("kernel package not downloaded: %v", err)
-	}
-	for _, prog := range []string{"dpkg", "depmod", "modprobe"} {
-		if _, err := exec.LookPath(prog); err != nil {
-			t.Skipf("%s not installed (apt-get install dpkg kmod)", prog)
-		}
-	}
+	deb := k.Deb
 	dir, err := os.MkdirTemp("", "kmod-test-"+flavour+"-")
 	if err != nil {
 		t.Fatal(err)

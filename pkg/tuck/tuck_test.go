@@ -11,8 +11,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ofsroot/ofsroot/internal/testenv"
 	"github.com/ofsroot/ofsroot/pkg/mountfs/mountfstest"
 	"github.com/ofsroot/ofsroot/pkg/overlaydiff/overlaydifftest"
+	"github.com/ofsroot/ofsroot/pkg/tuck/tucktest"
 )
 
 func must(t *testing.T, err error) {
@@ -149,9 +151,72 @@ func mountsAt(t *testing.T, target string) int {
 	return n
 }
 
-// TestSwapBeneathFolder tucks a folder's tree under the old one on this
-// kernel (6.5 or later): one mount left at the target.
+// needBeneath skips a test of the beneath path on a kernel without
+// MOVE_MOUNT_BENEATH (a reason no CI machine on that kernel can meet).
+func needBeneath(t *testing.T) {
+	t.Helper()
+	testenv.NeedRoot(t, "mounts for real in a private mount namespace")
+	if ok, kernel := tucktest.Beneath(); !ok {
+		testenv.SkipEvenInCI(t, "kernel %s refuses move_mount(MOVE_MOUNT_BENEATH) (Linux 6.5+): the beneath path cannot run; TestSwapOnThisKernel and TestSwapFallsBackWhenRefused run its fallback", kernel)
+	}
+}
+
+// TestSwapOnThisKernel swaps with the default options: beneath where
+// the kernel can (one mount left), else the fallback over the old tree
+// (two mounts, and a note saying why).
+func TestSwapOnThisKernel(t *testing.T) {
+	beneath, kernel := tucktest.Beneath()
+	target := setup(t)
+	res := swapUnderReader(t, Options{Target: target, Source: newTree(t)})
+	want, mounts := Beneath, 1
+	if !beneath {
+		want, mounts = Over, 2
+		if !strings.Contains(res.Note, "move_mount(MOVE_MOUNT_BENEATH) refused") {
+			t.Errorf("note %q does not say the kernel refused", res.Note)
+		}
+	}
+	if res.Method != want {
+		t.Errorf("kernel %s (beneath: %v): method %s (%s), want %s", kernel, beneath, res.Method, res.Note, want)
+	}
+	if n := mountsAt(t, target); n != mounts {
+		t.Errorf("%d mounts at %s, want %d", n, target, mounts)
+	}
+}
+
+// TestSwapFallsBackWhenRefused runs the automatic fallback on any
+// kernel: the target is this thread's root (chroot), which no kernel
+// mounts beneath (EINVAL, as a kernel older than 6.5 says for every
+// target). Swap mounts over it instead and says why.
+func TestSwapFallsBackWhenRefused(t *testing.T) {
+	target := setup(t) // this thread has its own root and working folder (CLONE_NEWNS implies CLONE_FS)
+	src := newTree(t)
+	outside, err := os.Open("/")
+	must(t, err)
+	defer outside.Close()
+	must(t, unix.Chdir(src))
+	must(t, unix.Chroot(target))
+	res, err := Swap(Options{Target: "/", Source: "."})
+	// Back to the real root before checking anything.
+	must(t, unix.Fchdir(int(outside.Fd())))
+	must(t, unix.Chroot("."))
+	if err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	if res.Method != Over || !strings.Contains(res.Note, "move_mount(MOVE_MOUNT_BENEATH) refused (invalid argument)") {
+		t.Errorf("%+v, want the fallback over the old tree with a note", res)
+	}
+	if b, _ := os.ReadFile(target + "/version"); string(b) != "2" {
+		t.Errorf("after the fallback, version = %q", b)
+	}
+	if n := mountsAt(t, target); n != 2 {
+		t.Errorf("%d mounts at %s, want 2", n, target)
+	}
+}
+
+// TestSwapBeneathFolder tucks a folder's tree under the old one: one
+// mount left at the target.
 func TestSwapBeneathFolder(t *testing.T) {
+	needBeneath(t)
 	target := setup(t)
 	res := swapUnderReader(t, Options{Target: target, Source: newTree(t)})
 	if res.Method != Beneath || res.Note != "" {
@@ -164,6 +229,7 @@ func TestSwapBeneathFolder(t *testing.T) {
 
 // TestSwapBeneathSquashfs swaps in a squashfs image on a loop device.
 func TestSwapBeneathSquashfs(t *testing.T) {
+	needBeneath(t)
 	mountfstest.NeedTools(t, "mksquashfs")
 	target := setup(t)
 	img := filepath.Join(t.TempDir(), "app-2.squashfs")

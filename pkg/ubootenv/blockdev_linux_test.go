@@ -1,32 +1,21 @@
 package ubootenv
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
 // loopDevice attaches a file of size bytes to a loop device, or skips.
 func loopDevice(t *testing.T, size int64) string {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root for a loop device")
-	}
-	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed")
-	}
 	img := filepath.Join(t.TempDir(), "disk.img")
 	os.WriteFile(img, bytes.Repeat([]byte{0}, int(size)), 0o644)
-	out, err := exec.Command("losetup", "-f", "--show", img).CombinedOutput()
-	if err != nil {
-		t.Skipf("no loop device here: %v %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	return dev
+	return testenv.Loop(t, img)
 }
 
 // TestBlockDevice: a redundant environment at the end of a block device
@@ -60,9 +49,7 @@ func TestBlockDevice(t *testing.T) {
 	if s.Current() != 1 {
 		t.Errorf("the first save went to copy %d, want 1 (the one not in use)", s.Current())
 	}
-	if _, err := exec.LookPath("fw_printenv"); err != nil {
-		t.Skip("fw_printenv not installed (libubootenv-tool)")
-	}
+	testenv.NeedTools(t, "fw_printenv")
 	out, err := exec.Command("fw_printenv", "-c", cfgPath, "overlayfs").CombinedOutput()
 	if err != nil || string(out) != "overlayfs=yes\n" {
 		t.Errorf("fw_printenv: %v %q", err, out)

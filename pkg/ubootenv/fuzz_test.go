@@ -73,14 +73,61 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzDecodeRaw: Decode never panics on any bytes at all (bad CRCs
-// included).
+// FuzzDecodeRaw: on any bytes at all, Decode never panics and sorts
+// them as the format says: shorter than a header is ErrShort; a stored
+// CRC-32 that is not the data area's (worked out here) is ErrBadCRC; a
+// good CRC gives the variables or ErrNoEndMark, never anything else; the
+// flag is byte 4 of a redundant copy; what it accepts has only valid
+// names and encodes back to a copy of the same size that decodes to the
+// same variables and flag.
 func FuzzDecodeRaw(f *testing.F) {
 	small, _ := Encode(envOf(f, "a", "b"), 32, false, 0)
 	f.Add(small, false)
 	f.Add([]byte{1, 2, 3, 4, 5}, true)
+	red, _ := Encode(envOf(f, "bootcmd", "run x", "a", "b"), 64, true, 9)
+	f.Add(red, true)
+	f.Add(red, false)
+	f.Add([]byte{0, 0, 0, 0}, false)
 	f.Fuzz(func(t *testing.T, b []byte, redundant bool) {
-		Decode(b, redundant)
+		e, flag, err := Decode(b, redundant)
+		h := HeaderSize(redundant)
+		if len(b) < h+1 {
+			if !errors.Is(err, ErrShort) || e != nil {
+				t.Fatalf("%d bytes, header %d: %v, want ErrShort", len(b), h, err)
+			}
+			return
+		}
+		if redundant && flag != b[4] {
+			t.Fatalf("flag %d, byte 4 is %d", flag, b[4])
+		}
+		if !redundant && flag != 0 {
+			t.Fatalf("flag %d for a single copy", flag)
+		}
+		if crc32.ChecksumIEEE(b[h:]) != binary.LittleEndian.Uint32(b) {
+			if !errors.Is(err, ErrBadCRC) || e != nil {
+				t.Fatalf("stored CRC %08x is not the data's: %v, want ErrBadCRC", binary.LittleEndian.Uint32(b), err)
+			}
+			return
+		}
+		if err != nil {
+			if !errors.Is(err, ErrNoEndMark) || e != nil || bytes.Contains(b[h:], []byte{0, 0}) || b[h] == 0 {
+				t.Fatalf("a copy with a good CRC: %v (an end mark is there: %v)", err, bytes.Contains(b[h:], []byte{0, 0}) || b[h] == 0)
+			}
+			return
+		}
+		for _, n := range e.Names() {
+			if CheckName(n) != nil {
+				t.Fatalf("decoded a bad name %q", n)
+			}
+		}
+		again, err := Encode(e, len(b), redundant, flag)
+		if err != nil {
+			t.Fatalf("re-encoding a decoded copy into its own %d bytes: %v", len(b), err)
+		}
+		e2, flag2, err := Decode(again, redundant)
+		if err != nil || !e2.Equal(e) || flag2 != flag {
+			t.Fatalf("round trip: %v", err)
+		}
 	})
 }
 

@@ -1,6 +1,8 @@
 package ubootenv
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"fmt"
 	"os"
@@ -16,11 +18,7 @@ import (
 
 func needTools(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"fw_printenv", "fw_setenv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (libubootenv-tool; scripts/setup-host.sh installs it)", tool)
-		}
-	}
+	testenv.NeedTools(t, "fw_printenv", "fw_setenv")
 }
 
 // lab is a temporary environment: its fw_env.config, a default

@@ -1,6 +1,8 @@
 package uimage
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"bytes"
 	"errors"
 	"os"
@@ -18,9 +20,7 @@ var epoch = time.Unix(1704067200, 0)
 // the image it wrote.
 func mkimage(t *testing.T, when time.Time, data []byte, args ...string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("mkimage"); err != nil {
-		t.Skip("mkimage not installed (u-boot-tools; scripts/setup-host.sh installs it)")
-	}
+	testenv.NeedTools(t, "mkimage")
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	if err := os.WriteFile(in, data, 0o644); err != nil {
@@ -133,9 +133,7 @@ func TestKernelLoadEntry(t *testing.T) {
 // TestMkimageList: mkimage -l accepts what Script and RAMDisk write and
 // reads back the fields.
 func TestMkimageList(t *testing.T) {
-	if _, err := exec.LookPath("mkimage"); err != nil {
-		t.Skip("mkimage not installed")
-	}
+	testenv.NeedTools(t, "mkimage")
 	scr, _ := Script(ArchARM, "ofsroot nitrogen6x", epoch, []byte("echo hello\n"))
 	out := mkimageList(t, scr)
 	for _, want := range []string{"Image Name:   ofsroot nitrogen6x", "Image Type:   ARM Linux Script (uncompressed)", "Data Size:    19 Bytes", "Contents:", "Image 0: 11 Bytes"} {

@@ -1,6 +1,8 @@
 package modload
 
 import (
+	"github.com/ofsroot/ofsroot/internal/testenv"
+
 	"errors"
 	"os"
 	"path/filepath"
@@ -90,9 +92,7 @@ func TestLoadErrors(t *testing.T) {
 // TestLoadRealSyscall hands the running kernel a file that is not a
 // module: it must refuse, and the error must keep its errno.
 func TestLoadRealSyscall(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("finit_module needs root (CAP_SYS_MODULE)")
-	}
+	testenv.NeedRoot(t, "finit_module needs CAP_SYS_MODULE")
 	p := filepath.Join(t.TempDir(), "not-a-module.ko")
 	os.WriteFile(p, []byte("this is not an ELF file"), 0o644)
 	err := Load(p, "")

@@ -4,12 +4,12 @@
 package mountfstest
 
 import (
-	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/internal/testenv"
 )
 
 // PrivateNamespace skips the test unless it runs as root, then moves the
@@ -18,9 +18,7 @@ import (
 // the namespace with it.
 func PrivateNamespace(t *testing.T) {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root: mounts for real in a private mount namespace")
-	}
+	testenv.NeedRoot(t, "mounts for real in a private mount namespace")
 	runtime.LockOSThread()
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		t.Fatalf("unshare(CLONE_NEWNS): %v", err)
@@ -30,12 +28,9 @@ func PrivateNamespace(t *testing.T) {
 	}
 }
 
-// NeedTools skips the test when a program it runs is not installed.
+// NeedTools skips the test (fails it under CI) when a program it runs
+// is not installed: testenv.NeedTools.
 func NeedTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (scripts/setup-host.sh installs it)", tool)
-		}
-	}
+	testenv.NeedTools(t, tools...)
 }

@@ -1,4 +1,4 @@
-package bootlab
+package debcache
 
 import (
 	"fmt"
@@ -9,6 +9,29 @@ import (
 
 	"github.com/ofsroot/ofsroot/board"
 )
+
+// Package makes sure cacheDir holds Debian package pkg for arch as a
+// .deb and unpacked, as fetchDeb, taking the cache lock: want is a path
+// inside the unpacked folder that proves the unpack complete. It returns
+// the .deb and the folder (the .deb's path without ".deb").
+//
+// Side effects: files under cacheDir; runs apt-get and dpkg; holds
+// cacheDir/.lock.
+func Package(cacheDir, pkg, arch, want string) (deb, dir string, err error) {
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", "", err
+	}
+	cacheDir, err = filepath.Abs(cacheDir)
+	if err != nil {
+		return "", "", err
+	}
+	unlock, err := Lock(cacheDir)
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
+	return fetchDeb(cacheDir, pkg, arch, "", want)
+}
 
 // fetchDeb makes sure cacheDir holds Debian package pkg for arch as a
 // .deb (apt-get download) and unpacked (dpkg -x) into dir, or, when dir
@@ -67,19 +90,7 @@ func fetchDeb(cacheDir, pkg, arch, dir, want string) (deb, unpacked string, err 
 //
 // Side effects: files under cacheDir; runs apt-get and dpkg.
 func FetchBusybox(cacheDir string, b board.Board) (string, error) {
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", err
-	}
-	cacheDir, err := filepath.Abs(cacheDir)
-	if err != nil {
-		return "", err
-	}
-	unlock, err := lockFile(filepath.Join(cacheDir, ".lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	_, dir, err := fetchDeb(cacheDir, "busybox-static", b.DebianArch, "", "bin/busybox")
+	_, dir, err := Package(cacheDir, "busybox-static", b.DebianArch, "bin/busybox")
 	if err != nil {
 		return "", err
 	}
