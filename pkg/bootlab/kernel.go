@@ -2,7 +2,6 @@ package bootlab
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/initramfs"
 )
 
 // Kernel is one Debian linux-image package unpacked in the cache.
@@ -53,16 +53,7 @@ func ModuleRoot() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the ofsroot source tree (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
+	return initramfs.FindModuleRoot(dir)
 }
 
 // CacheDir returns the kernel cache folder: $OFSROOT_CACHE if set, else
