@@ -54,8 +54,13 @@ var Dirs = []string{
 // Options say what to build.
 type Options struct {
 	Board board.Board
-	// Kernel is a Debian linux-image .deb or the folder `dpkg -x` left.
+	// Kernel is a Debian linux-image .deb or the folder `dpkg -x` left,
+	// or a root folder (/ on a device) with installed kernels.
 	Kernel string
+	// KernelVersion picks the kernel's module tree when Kernel holds
+	// several (/ on a device: /lib/modules/KernelVersion); "" when it
+	// holds one.
+	KernelVersion string
 	// Output is the file to write.
 	Output string
 	// Compression is "gzip" (default), "xz", "zstd" or "none".
@@ -194,7 +199,7 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	tree, err := kmod.OpenTree(root, "")
+	tree, err := kmod.OpenTree(root, o.KernelVersion)
 	switch {
 	case errors.Is(err, kmod.ErrNoTree) && root != o.Kernel:
 		return nil, fmt.Errorf("kernel %s: the package has no %s/VERSION folder: give a linux-image package (not linux-image-amd64, which only depends on one)",

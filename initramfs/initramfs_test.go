@@ -790,6 +790,38 @@ func TestShippedInit(t *testing.T) {
 	}
 }
 
+// TestInstalledKernel builds from a root with two installed kernels (a
+// device's /), picking one by KernelVersion, as the package's kernel
+// hooks do.
+func TestInstalledKernel(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "lib/modules"), 0o755)
+	var versions []string
+	for _, flavour := range []string{"amd64", "armmp"} {
+		trees, err := kmod.FindTrees(kernelDir(t, flavour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := filepath.Base(trees[0])
+		versions = append(versions, v)
+		if out, err := exec.Command("cp", "-al", trees[0], filepath.Join(root, "lib/modules", v)).CombinedOutput(); err != nil {
+			t.Fatalf("cp -al: %v %s", err, out)
+		}
+	}
+	b := lookup(t, "qemu-x86_64")
+	out := filepath.Join(t.TempDir(), "i")
+	if _, err := Build(Options{Board: b, Kernel: root, Output: out, InitBinary: standin(t, "amd64")}); err == nil || !strings.Contains(err.Error(), "several kernels") {
+		t.Errorf("two kernels, no version: %v", err)
+	}
+	res, err := Build(Options{Board: b, Kernel: root, KernelVersion: versions[0], Output: out, InitBinary: standin(t, "amd64")})
+	if err != nil || res.KernelVersion != versions[0] {
+		t.Fatalf("KernelVersion %s: %v", versions[0], err)
+	}
+	if _, err := Build(Options{Board: b, Kernel: root, KernelVersion: "9.9.9-nope", Output: out, InitBinary: standin(t, "amd64")}); err == nil || !strings.Contains(err.Error(), "9.9.9-nope") {
+		t.Errorf("a kernel that is not installed: %v", err)
+	}
+}
+
 func TestFindModuleRoot(t *testing.T) {
 	src := t.TempDir()
 	os.MkdirAll(filepath.Join(src, "a/b/c"), 0o755)

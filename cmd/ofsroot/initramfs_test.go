@@ -32,7 +32,7 @@ func TestInitramfsUsage(t *testing.T) {
 		code   int
 		stderr []string
 	}{
-		{"help", []string{"--help"}, "", 0, []string{"Usage: ofsroot initramfs --board NAME --kernel DEB|DIR --output FILE", "-without-module NAME", "gzip, xz, zstd, none"}},
+		{"help", []string{"--help"}, "", 0, []string{"Usage: ofsroot initramfs --board NAME (--kernel DEB|DIR | --kernel-version VERSION) --output FILE", "-without-module NAME", "gzip, xz, zstd, none"}},
 		{"nothing", nil, "", 2, []string{"missing --board, --kernel, --output"}},
 		{"unknown flag", []string{"--bogus"}, "", 2, []string{"flag provided but not defined: -bogus"}},
 		{"arguments", []string{"--board", "sabrelite", "--kernel", empty, "--output", out, "extra"}, "", 2, []string{`unexpected arguments ["extra"]`}},
