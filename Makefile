@@ -6,7 +6,7 @@ GO ?= go
 TEST_TIMEOUT ?= 50m
 FUZZTIME ?= 8s
 
-.PHONY: all setup demo test unit vet fuzz bench initramfs clean
+.PHONY: all setup demo test unit vet fuzz bench initramfs dist clean
 
 all: test
 
@@ -52,6 +52,11 @@ bench: setup
 initramfs:
 	mkdir -p out
 	$(GO) run ./cmd/ofsroot initramfs --board $(BOARD) --kernel $(KERNEL) --output out/initramfs-$(BOARD).img
+
+## dist: a Debian package and a tarball per architecture (amd64, armhf,
+## arm64) in out/dist, stamped with VERSION (default: git describe).
+dist:
+	VERSION=$(VERSION) ./dist/build.sh
 
 clean:
 	rm -rf out
