@@ -35,7 +35,7 @@ FUZZ_TARGETS = \
 	pkg/cmdline:FuzzParse pkg/fstab:FuzzRewrite \
 	pkg/blockdev:FuzzProbeFS pkg/blockdev:FuzzPartitions pkg/blockdev:FuzzResolve \
 	pkg/ubootenv:FuzzDecode pkg/ubootenv:FuzzDecodeRaw pkg/ubootenv:FuzzParseConfig pkg/ubootenv:FuzzParseText \
-	pkg/uimage:FuzzDecode
+	pkg/uimage:FuzzDecode pkg/grubenv:FuzzParse
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
