@@ -43,6 +43,8 @@ func TestInitramfsUsage(t *testing.T) {
 		{"empty module name", []string{"--without-module", ""}, "", 2, []string{"empty module name"}},
 		{"bad epoch", []string{"--board", "sabrelite", "--kernel", empty, "--output", out}, "yesterday", 2, []string{`SOURCE_DATE_EPOCH="yesterday"`}},
 		{"kernel folder without modules", []string{"--board", "sabrelite", "--kernel", empty, "--output", out}, "", 1, []string{"has no lib/modules/VERSION", "dpkg -x"}},
+		{"installed kernel not there", []string{"--board", "sabrelite", "--kernel", empty, "--kernel-version", "9.9.9-x", "--output", out}, "", 1, []string{"lib/modules/VERSION"}},
+		{"kernel version alone means /", []string{"--board", "sabrelite", "--kernel-version", "9.9.9-x"}, "", 2, []string{"missing --output"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SOURCE_DATE_EPOCH", tc.env)
