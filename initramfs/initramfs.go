@@ -1,5 +1,6 @@
 // Package initramfs assembles the initramfs for a board: the static
-// cgo-free ofsroot init cross-compiled for the board's architecture, the
+// cgo-free ofsroot init for the board's architecture (shipped beside the
+// program by the package, or cross-compiled from the source tree), the
 // kernel modules the board lists with their dependencies in load order,
 // and the /dev/console node, packed as a reproducible newc cpio archive
 // compressed with gzip (default), xz or zstd.
@@ -159,8 +160,9 @@ type BuildModule struct {
 // Build writes the initramfs described by o.
 //
 // Side effects: unpacks a .deb kernel into a temporary folder (removed
-// afterwards); without InitBinary, runs `go build` on the source tree
-// (see SourceDir) into a temporary file; writes o.Output through a
+// afterwards); without InitBinary and without a shipped init in
+// InitDir, runs `go build` on the source tree (see SourceDir) into a
+// temporary file; writes o.Output through a
 // temporary file in the same folder, renamed into place at the end.
 func Build(o Options) (*Result, error) {
 	if o.Compression == "" {
