@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/initramfs"
 	"github.com/ofsroot/ofsroot/pkg/bootlab"
 	"github.com/ofsroot/ofsroot/pkg/diskimage"
@@ -31,6 +32,8 @@ import (
 //     /etc/initramfs/post-update.d hooks with VERSION and the image path;
 //   - a local edit of the conffile /etc/ofsroot/ofsroot.conf;
 //   - upgrade to 1.0.0: the initramfs is rebuilt (1.0.0), the edit kept;
+//   - the packaged builder, run from /tmp, builds for an armhf board
+//     from a Debian armmp kernel with the shipped armv7 init;
 //   - the kernel hooks: postinst.d rebuilds a deleted initramfs; with a
 //     bad board it fails and leaves the initramfs as it was; postrm.d
 //     keeps it while the kernel is there and deletes it once gone;
@@ -105,6 +108,20 @@ func TestPackage(t *testing.T) {
 	if data, _ := os.ReadFile(conf); !strings.HasSuffix(string(data), "# a local edit\n") {
 		t.Errorf("the upgrade lost the local edit of ofsroot.conf")
 	}
+
+	// The builder from the package, outside any source tree, for a
+	// board of another architecture: the shipped armv7 init.
+	b, _ := board.Lookup("sabrelite")
+	armKernel, err := bootlab.FetchKernel(cache, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "cp", armKernel.Deb, filepath.Join(root, "tmp/arm.deb"))
+	out = inRoot(t, root, "cd /tmp && ofsroot initramfs --board sabrelite --kernel /tmp/arm.deb --output /tmp/sabrelite.img")
+	if !strings.Contains(out, "using the shipped init /usr/lib/ofsroot/init-armv7") || !strings.Contains(out, "kernel    "+armKernel.Version) {
+		t.Errorf("ofsroot initramfs --board sabrelite in the test root:\n%s", out)
+	}
+	assertBuildInfo(t, filepath.Join(root, "tmp/sabrelite.img"), armKernel.Version, "1.0.0")
 
 	// The kernel hooks.
 	os.Remove(initrd)
