@@ -118,6 +118,35 @@ func TestInitramfsBuild(t *testing.T) {
 	}
 }
 
+// TestInitramfsExtraModule: --module adds a module, with what it needs,
+// to the board's list; an unknown one is refused by name.
+func TestInitramfsExtraModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("unpacks a Debian kernel package; skipped with -short")
+	}
+	if _, err := os.Stat(initramfsTestDeb); err != nil {
+		t.Skipf("kernel package not downloaded: %v", err)
+	}
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "init.go")
+	os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644)
+	initBin := filepath.Join(tmp, "init")
+	cmd := exec.Command("go", "build", "-o", initBin, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building a stand-in init: %v\n%s", err, out)
+	}
+	out := filepath.Join(tmp, "initrd")
+	code, stdout, stderr := runInitramfsCLI("--board", "qemu-x86_64", "--kernel", initramfsTestDeb, "--output", out, "--init", initBin, "--module", "virtio_scsi")
+	if code != 0 || !strings.Contains(stdout, " virtio_scsi") {
+		t.Errorf("--module virtio_scsi: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr = runInitramfsCLI("--board", "qemu-x86_64", "--kernel", initramfsTestDeb, "--output", out, "--init", initBin, "--module", "nosuchmod")
+	if code != 1 || !strings.Contains(stderr, `"nosuchmod"`) {
+		t.Errorf("--module nosuchmod: exit %d\n%s", code, stderr)
+	}
+}
+
 func TestInitramfsBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 2639982: "2.5 MiB", 3 << 30: "3.0 GiB"} {
 		if got := units.Bytes(n); got != want {
