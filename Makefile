@@ -8,7 +8,7 @@ FUZZTIME ?= 8s
 # staticcheck, fetched through the Go module proxy at a fixed version.
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all setup demo test unit vet fuzz bench initramfs clean
+.PHONY: all setup demo test unit vet fuzz bench initramfs dist clean
 
 all: test
 
@@ -40,7 +40,7 @@ FUZZ_TARGETS = \
 	pkg/cmdline:FuzzParse pkg/fstab:FuzzRewrite \
 	pkg/blockdev:FuzzProbeFS pkg/blockdev:FuzzPartitions pkg/blockdev:FuzzResolve pkg/blockdev:FuzzUnescapeUdev \
 	pkg/ubootenv:FuzzDecode pkg/ubootenv:FuzzDecodeRaw pkg/ubootenv:FuzzParseConfig pkg/ubootenv:FuzzParseText \
-	pkg/uimage:FuzzDecode
+	pkg/uimage:FuzzDecode pkg/grubenv:FuzzParse
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -57,6 +57,11 @@ bench: setup
 initramfs:
 	mkdir -p out
 	$(GO) run ./cmd/ofsroot initramfs --board $(BOARD) --kernel $(KERNEL) --output out/initramfs-$(BOARD).img
+
+## dist: a Debian package and a tarball per architecture (amd64, armhf,
+## arm64) in out/dist, stamped with VERSION (default: git describe).
+dist:
+	VERSION=$(VERSION) ./dist/build.sh
 
 clean:
 	rm -rf out

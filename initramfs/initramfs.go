@@ -1,5 +1,6 @@
 // Package initramfs assembles the initramfs for a board: the static
-// cgo-free ofsroot init cross-compiled for the board's architecture, the
+// cgo-free ofsroot init for the board's architecture (shipped beside the
+// program by the package, or cross-compiled from the source tree), the
 // kernel modules the board lists with their dependencies in load order,
 // and the /dev/console node, packed as a reproducible newc cpio archive
 // compressed with gzip (default), xz or zstd.
@@ -25,8 +26,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
-	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -36,6 +35,7 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/debpkg"
 	"github.com/ofsroot/ofsroot/pkg/kmod"
 	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
+	"github.com/ofsroot/ofsroot/pkg/version"
 )
 
 // ModulePath is the Go module whose cmd/init is built when no prebuilt
@@ -55,15 +55,24 @@ var Dirs = []string{
 // Options say what to build.
 type Options struct {
 	Board board.Board
-	// Kernel is a Debian linux-image .deb or the folder `dpkg -x` left.
+	// Kernel is a Debian linux-image .deb or the folder `dpkg -x` left,
+	// or a root folder (/ on a device) with installed kernels.
 	Kernel string
+	// KernelVersion picks the kernel's module tree when Kernel holds
+	// several (/ on a device: /lib/modules/KernelVersion); "" when it
+	// holds one.
+	KernelVersion string
 	// Output is the file to write.
 	Output string
 	// Compression is "gzip" (default), "xz", "zstd" or "none".
 	Compression string
-	// InitBinary, if set, is a prebuilt init to use instead of building
-	// cmd/init from this module's source.
+	// InitBinary, if set, is a prebuilt init to use. Else the init
+	// shipped for the board's architecture in InitDir is used, and only
+	// when there is none, cmd/init is built from the source tree.
 	InitBinary string
+	// InitDir is where the shipped inits are (named by ShippedInitName);
+	// default: DefaultInitDir().
+	InitDir string
 	// WithoutModules leaves these modules out (by name), e.g. "overlay"
 	// to test the fail-closed path.
 	WithoutModules []string
@@ -87,8 +96,7 @@ type Options struct {
 	// is empty; default: the working directory.
 	SourceDir string
 	// Version is the ofsroot version recorded in build.json; default:
-	// the main module's version from the build information, "(devel)"
-	// for a build from a source tree.
+	// the builder's own (version.Get).
 	Version string
 	// Log, if set, is told about slow steps (unpacking, compiling).
 	Log func(format string, args ...any)
@@ -152,8 +160,9 @@ type BuildModule struct {
 // Build writes the initramfs described by o.
 //
 // Side effects: unpacks a .deb kernel into a temporary folder (removed
-// afterwards); without InitBinary, runs `go build` on the source tree
-// (see SourceDir) into a temporary file; writes o.Output through a
+// afterwards); without InitBinary and without a shipped init in
+// InitDir, runs `go build` on the source tree (see SourceDir) into a
+// temporary file; writes o.Output through a
 // temporary file in the same folder, renamed into place at the end.
 func Build(o Options) (*Result, error) {
 	if o.Compression == "" {
@@ -192,7 +201,7 @@ func Build(o Options) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	tree, err := kmod.OpenTree(root, "")
+	tree, err := kmod.OpenTree(root, o.KernelVersion)
 	switch {
 	case errors.Is(err, kmod.ErrNoTree) && root != o.Kernel:
 		return nil, fmt.Errorf("kernel %s: the package has no %s/VERSION folder: give a linux-image package (not linux-image-amd64, which only depends on one)",
@@ -267,7 +276,7 @@ func Build(o Options) (*Result, error) {
 	info := BuildInfo{
 		Board:           o.Board.Name,
 		KernelVersion:   tree.Version,
-		OfsrootVersion:  version(o.Version),
+		OfsrootVersion:  ofsrootVersion(o.Version),
 		Compression:     o.Compression,
 		SourceDateEpoch: o.SourceDateEpoch,
 		InitSHA256:      sha256Hex(initData),
@@ -402,26 +411,6 @@ func slicesContainsModule(mods []kmod.Module, name string) bool {
 	return false
 }
 
-// pseudoVersion matches the versions the go command makes up from a
-// commit (v0.0.0-20250101120000-0123456789ab), which carry its time.
-var pseudoVersion = regexp.MustCompile(`[-.]\d{14}-[0-9a-f]{12}(\+|$)`)
-
-// version returns the ofsroot version to record: v if set, else the
-// release the running program was built from ("go install ...@v1.2.3"),
-// else "(devel)". A version the go command made up from a commit and its
-// time, or from a modified tree (+dirty), counts as "(devel)", so that
-// what a build records does not depend on how its tool was built.
-func version(v string) string {
-	if v != "" {
-		return v
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Version == "" || pseudoVersion.MatchString(bi.Main.Version) || strings.HasSuffix(bi.Main.Version, "+dirty") {
-		return "(devel)"
-	}
-	return bi.Main.Version
-}
-
 func sha256Hex(data []byte) string {
 	s := sha256.Sum256(data)
 	return hex.EncodeToString(s[:])
@@ -440,8 +429,9 @@ func readInit(o Options) ([]byte, error) {
 	return data, nil
 }
 
-// initBinary returns the init: the prebuilt one, or cmd/init compiled
-// for the board.
+// initBinary returns the init: the prebuilt one, else the one shipped
+// for the board's architecture, else cmd/init compiled for the board
+// from the source tree.
 func initBinary(o Options) ([]byte, error) {
 	if o.InitBinary != "" {
 		data, err := os.ReadFile(o.InitBinary)
@@ -449,6 +439,19 @@ func initBinary(o Options) ([]byte, error) {
 			return nil, fmt.Errorf("init: %w", err)
 		}
 		return data, nil
+	}
+	dir := o.InitDir
+	if dir == "" {
+		dir = DefaultInitDir()
+	}
+	shipped := filepath.Join(dir, ShippedInitName(o.Board))
+	data, err := os.ReadFile(shipped)
+	if err == nil {
+		o.Log("using the shipped init %s", shipped)
+		return data, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("the shipped init: %w", err)
 	}
 	src := o.SourceDir
 	if src == "" {
@@ -460,7 +463,7 @@ func initBinary(o Options) ([]byte, error) {
 	}
 	root, err := FindModuleRoot(src)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("no init for %s: %s does not exist (the ofsroot package ships one per architecture there), and %w", o.Board.Name, shipped, err)
 	}
 	tmp, err := os.MkdirTemp("", "ofsroot-init-")
 	if err != nil {
@@ -468,7 +471,7 @@ func initBinary(o Options) ([]byte, error) {
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "init")
-	cmd, err := GoBuildCommand(root, out, o.Board)
+	cmd, err := GoBuildCommand(root, "./cmd/init", out, o.Board)
 	if err != nil {
 		return nil, err
 	}
@@ -480,15 +483,60 @@ func initBinary(o Options) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
-// GoBuildCommand returns the command that compiles cmd/init of the
-// source tree at moduleRoot into out for the board: static (cgo off),
-// stripped, with no build ID or VCS stamp so that builds repeat.
-func GoBuildCommand(moduleRoot, out string, b board.Board) (*exec.Cmd, error) {
+// ofsrootVersion is the version build.json records: v if set, else the
+// builder's own.
+func ofsrootVersion(v string) string {
+	if v != "" {
+		return v
+	}
+	return version.Get()
+}
+
+// ShippedInitName is the name of the prebuilt init for the board's
+// architecture in a package's init folder: init-amd64, init-arm64,
+// init-armv7 (GOARCH, and GOARM after a "v" for 32-bit ARM).
+func ShippedInitName(b board.Board) string {
+	return "init-" + archName(b.GOARCH, b.GOARM)
+}
+
+func archName(goarch, goarm string) string {
+	if goarch == "arm" && goarm != "" {
+		return "armv" + goarm
+	}
+	return goarch
+}
+
+// DefaultInitDir is where the shipped inits are: ../lib/ofsroot from the
+// running program's folder (/usr/lib/ofsroot for /usr/bin/ofsroot, and
+// the same layout in the release tarball). A program run from elsewhere
+// (go run, a test) finds none there and builds the init from source.
+func DefaultInitDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "/usr/lib/ofsroot"
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return filepath.Join(filepath.Dir(filepath.Dir(exe)), "lib", "ofsroot")
+}
+
+// GoBuildCommand returns the command that cross-compiles the package pkg
+// (e.g. ./cmd/init) of the source tree at moduleRoot into out for the
+// board: static (cgo off), stripped, with no build ID or VCS stamp so
+// that builds repeat, and stamped with the builder's own version when it
+// has one (see package version). The one cross-build helper: the boot
+// lab builds its probe and ofsctl with it too.
+func GoBuildCommand(moduleRoot, pkg, out string, b board.Board) (*exec.Cmd, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		return nil, fmt.Errorf("no Go toolchain to build the init (%v): install Go or pass a prebuilt init with --init", err)
+		return nil, fmt.Errorf("no Go toolchain to build %s (%v): install Go, or pass a prebuilt init with --init", pkg, err)
 	}
-	cmd := exec.Command(goTool, "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", out, "./cmd/init")
+	ldflags := "-s -w -buildid="
+	if x := version.LDFlag(version.Version); x != "" {
+		ldflags += " " + x
+	}
+	cmd := exec.Command(goTool, "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Args[0] = "go"
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.GOARCH, "GOARM="+b.GOARM)

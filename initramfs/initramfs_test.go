@@ -726,6 +726,69 @@ func TestBuildInitFromSource(t *testing.T) {
 	}
 }
 
+// TestShippedInit: outside a source tree, the builder takes the init
+// shipped for the board's architecture from InitDir; with none there, it
+// says where it looked and how to fix it.
+func TestShippedInit(t *testing.T) {
+	dir := kernelDir(t, "amd64")
+	b := lookup(t, "qemu-x86_64")
+	notSource := t.TempDir()
+	lib := t.TempDir()
+	_, err := Build(Options{Board: b, Kernel: dir, Output: filepath.Join(t.TempDir(), "i"), SourceDir: notSource, InitDir: lib})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(lib, "init-amd64")) || !strings.Contains(err.Error(), "--init") {
+		t.Fatalf("no shipped init, no source tree: %v", err)
+	}
+	init := standin(t, "amd64")
+	data, _ := os.ReadFile(init)
+	os.WriteFile(filepath.Join(lib, "init-amd64"), data, 0o755)
+	var logged []string
+	res, err := Build(Options{Board: b, Kernel: dir, Output: filepath.Join(t.TempDir(), "i"), Compression: "none", SourceDir: notSource, InitDir: lib,
+		Log: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.InitBytes != int64(len(data)) || !strings.Contains(strings.Join(logged, "\n"), "shipped init") {
+		t.Errorf("init %d bytes, shipped %d; log %q", res.InitBytes, len(data), logged)
+	}
+	// The shipped init of another architecture is refused, not used.
+	os.WriteFile(filepath.Join(lib, "init-armv7"), data, 0o755)
+	if _, err := Build(Options{Board: lookup(t, "qemu-arm-virt"), Kernel: kernelDir(t, "armmp"), Output: filepath.Join(t.TempDir(), "i"), SourceDir: notSource, InitDir: lib}); err == nil || !strings.Contains(err.Error(), "built for") {
+		t.Errorf("an amd64 init shipped as init-armv7: %v", err)
+	}
+}
+
+// TestInstalledKernel builds from a root with two installed kernels (a
+// device's /), picking one by KernelVersion, as the package's kernel
+// hooks do.
+func TestInstalledKernel(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "lib/modules"), 0o755)
+	var versions []string
+	for _, flavour := range []string{"amd64", "armmp"} {
+		trees, err := kmod.FindTrees(kernelDir(t, flavour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := filepath.Base(trees[0])
+		versions = append(versions, v)
+		if out, err := exec.Command("cp", "-al", trees[0], filepath.Join(root, "lib/modules", v)).CombinedOutput(); err != nil {
+			t.Fatalf("cp -al: %v %s", err, out)
+		}
+	}
+	b := lookup(t, "qemu-x86_64")
+	out := filepath.Join(t.TempDir(), "i")
+	if _, err := Build(Options{Board: b, Kernel: root, Output: out, InitBinary: standin(t, "amd64")}); err == nil || !strings.Contains(err.Error(), "several kernels") {
+		t.Errorf("two kernels, no version: %v", err)
+	}
+	res, err := Build(Options{Board: b, Kernel: root, KernelVersion: versions[0], Output: out, InitBinary: standin(t, "amd64")})
+	if err != nil || res.KernelVersion != versions[0] {
+		t.Fatalf("KernelVersion %s: %v", versions[0], err)
+	}
+	if _, err := Build(Options{Board: b, Kernel: root, KernelVersion: "9.9.9-nope", Output: out, InitBinary: standin(t, "amd64")}); err == nil || !strings.Contains(err.Error(), "9.9.9-nope") {
+		t.Errorf("a kernel that is not installed: %v", err)
+	}
+}
+
 func TestFindModuleRoot(t *testing.T) {
 	src := t.TempDir()
 	os.MkdirAll(filepath.Join(src, "a/b/c"), 0o755)
@@ -764,7 +827,7 @@ func TestGoBuildCommand(t *testing.T) {
 		{"qemu-x86_64", []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOARM="}},
 		{"sabrelite", []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm", "GOARM=7"}},
 	} {
-		cmd, err := GoBuildCommand("/src", "/tmp/out", lookup(t, tc.board))
+		cmd, err := GoBuildCommand("/src", "./cmd/init", "/tmp/out", lookup(t, tc.board))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -801,25 +864,11 @@ func TestArchiveOrder(t *testing.T) {
 	}
 }
 
-func TestPseudoVersion(t *testing.T) {
-	for v, want := range map[string]bool{
-		"v0.0.0-20250101120000-0123456789ab":       true,
-		"v1.2.4-0.20250101120000-0123456789ab":     true,
-		"v1.2.4-pre.0.20250101120000-0123456789ab": true,
-		"v0.0.0-20250101120000-0123456789ab+dirty": true,
-		"v1.2.3":      false,
-		"v1.2.3-rc.1": false,
-		"(devel)":     false,
-	} {
-		if got := pseudoVersion.MatchString(v); got != want {
-			t.Errorf("pseudoVersion(%q) = %v, want %v", v, got, want)
+func TestShippedInitName(t *testing.T) {
+	for board, want := range map[string]string{"qemu-x86_64": "init-amd64", "sabrelite": "init-armv7", "qemu-arm-virt": "init-armv7"} {
+		if got := ShippedInitName(lookup(t, board)); got != want {
+			t.Errorf("ShippedInitName(%s) = %q, want %q", board, got, want)
 		}
-	}
-	if got := version("v9.9.9"); got != "v9.9.9" {
-		t.Errorf("version(v9.9.9) = %q", got)
-	}
-	if got := version(""); got != "(devel)" {
-		t.Errorf("version() in a test = %q, want (devel)", got)
 	}
 }
 

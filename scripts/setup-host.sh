@@ -16,7 +16,7 @@ fi
 PACKAGES=(
 	qemu-system-x86 qemu-system-arm qemu-utils u-boot-tools cpio dosfstools
 	mtools fdisk e2fsprogs kmod libubootenv-tool squashfs-tools zstd xz-utils
-	debootstrap apparmor
+	debootstrap apparmor lintian grub-common
 )
 
 need_update=no

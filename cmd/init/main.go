@@ -12,6 +12,7 @@ import (
 
 	"github.com/ofsroot/ofsroot/pkg/bootinit"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
+	"github.com/ofsroot/ofsroot/pkg/version"
 )
 
 const usage = `ofsroot init %s: the /init of an ofsroot initramfs.
@@ -35,7 +36,7 @@ func main() {
 	// child; that copy sets the sandbox up and execs the root's init.
 	sandbox.RunChildIfRequested()
 	if os.Getpid() != 1 {
-		fmt.Fprintf(os.Stderr, usage, bootinit.Version)
+		fmt.Fprintf(os.Stderr, usage, version.Get())
 		if len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help") {
 			os.Exit(0)
 		}

@@ -7,17 +7,18 @@ import (
 
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/cmdline"
+	"github.com/ofsroot/ofsroot/pkg/grubenv"
 	"github.com/ofsroot/ofsroot/pkg/ubootenv"
 )
 
 func init() {
 	program.Commands["overlay"] = cli.Command{
-		Summary: "the next boots' mode, in the U-Boot environment: overlay on|off|size N|once (one maintenance boot); alone: show it",
+		Summary: "the next boots' mode, in the U-Boot environment or GRUB's: overlay on|off|size N|once (one maintenance boot); alone: show it",
 		Run:     runOverlay,
 	}
 }
 
-const overlayUsage = `Usage: ofsctl overlay [-c CONFIG] [-f DEFAULTS] [on | off | size N | once]
+const overlayUsage = `Usage: ofsctl overlay [-c CONFIG] [-f DEFAULTS] [--bootloader auto|uboot|grub] [--grubenv FILE] [on | off | size N | once]
 
 Sets the U-Boot variables ofsroot's boot script (boot.scr from ofsroot
 bootfiles) turns into kernel command-line words:
@@ -33,6 +34,12 @@ bootfiles) turns into kernel command-line words:
 on and off also cancel a pending once. Without a word it shows what the
 environment says and what the next boot will do. CONFIG and DEFAULTS are
 as for ofsctl env (default /etc/fw_env.config, /etc/u-boot-initial-env).
+
+On a GRUB machine (no fw_env.config, a /boot/grub folder; or
+--bootloader grub) the same words set overlayfs, ofs_size and ofs_once in
+GRUB's environment block (--grubenv, default /boot/grub/grubenv), which
+the ofsroot package's /etc/grub.d/06_ofsroot reads at boot. There an
+unset overlayfs means protected (the package's default).
 `
 
 // The U-Boot variables boot/boot.cmd reads (boot.VarOverlay and the
@@ -51,13 +58,22 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "\nFlags:")
 		f.fs.PrintDefaults()
 	}
+	bootloader := f.fs.String("bootloader", "auto", "`WHICH` environment to use: uboot, grub, or auto (uboot when CONFIG exists, else grub when GRUBENV's folder does)")
+	grubPath := f.fs.String("grubenv", grubenv.DefaultPath, "GRUB's environment block `GRUBENV`")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	words := f.fs.Args()
-	var change func(*ubootenv.Env) error
+	var change func(toggles) error
 	switch {
 	case len(words) == 0:
+		which, err := overlayBootloader(*bootloader, *f.config, *grubPath)
+		if err != nil {
+			return err
+		}
+		if which == "grub" {
+			return overlayGrub(*grubPath, nil, stdout)
+		}
 		s, err := f.open(stderr)
 		if err != nil {
 			return err
@@ -66,14 +82,14 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 		overlayShow(stdout, s.Env())
 		return nil
 	case words[0] == "on" && len(words) == 1:
-		change = func(e *ubootenv.Env) error {
+		change = func(e toggles) error {
 			if err := e.Delete(overlayOnceVar); err != nil {
 				return err
 			}
 			return e.Set(overlayVar, "yes")
 		}
 	case words[0] == "off" && len(words) == 1:
-		change = func(e *ubootenv.Env) error {
+		change = func(e toggles) error {
 			if err := e.Delete(overlayOnceVar); err != nil {
 				return err
 			}
@@ -84,12 +100,19 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 		if _, err := cmdline.ParseSize(n); err != nil {
 			return fmt.Errorf("%w: size %q: %v", cli.ErrUsage, words[1], err)
 		}
-		change = func(e *ubootenv.Env) error { return e.Set(overlaySizeVar, n) }
+		change = func(e toggles) error { return e.Set(overlaySizeVar, n) }
 	case words[0] == "once" && len(words) == 1:
-		change = func(e *ubootenv.Env) error { return e.Set(overlayOnceVar, "1") }
+		change = func(e toggles) error { return e.Set(overlayOnceVar, "1") }
 	default:
 		fmt.Fprint(stderr, overlayUsage)
 		return fmt.Errorf("%w: overlay %s", cli.ErrUsage, strings.Join(words, " "))
+	}
+	which, err := overlayBootloader(*bootloader, *f.config, *grubPath)
+	if err != nil {
+		return err
+	}
+	if which == "grub" {
+		return overlayGrub(*grubPath, change, stdout)
 	}
 	s, err := f.open(stderr)
 	if err != nil {
@@ -123,7 +146,7 @@ func overlayShow(w io.Writer, e *ubootenv.Env) {
 
 // NextBoot says in words what the next boot does with e, reading the
 // values the way the init does.
-func NextBoot(e *ubootenv.Env) string {
+func NextBoot(e getter) string {
 	size := "50% of RAM (the default)"
 	if v, ok := e.Get(overlaySizeVar); ok {
 		if _, err := cmdline.ParseSize(v); err != nil {

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,5 +119,51 @@ func TestOverlayFlagsAnywhere(t *testing.T) {
 	}
 	if size, _ := e.Get("ofs-size"); size != "30" {
 		t.Errorf("ofs-size = %q, want 30", size)
+	}
+}
+
+// TestOverlayGrub: on a GRUB machine (no fw_env.config) the same words
+// set GRUB's environment block, which the real grub-editenv reads back.
+func TestOverlayGrub(t *testing.T) {
+	if _, err := exec.LookPath("grub-editenv"); err != nil {
+		t.Fatal("grub-editenv is not installed: run scripts/setup-host.sh (grub-common)")
+	}
+	dir := t.TempDir()
+	env := filepath.Join(dir, "grubenv")
+	steps := []struct {
+		words    []string
+		list     string // grub-editenv list afterwards
+		nextBoot string
+	}{
+		{nil, "", "next boot: protected, a RAM layer of 50% of RAM (the default)"},
+		{[]string{"off"}, "overlayfs=no\n", "next boot: plain (overlayfs=no)"},
+		{[]string{"size", "20"}, "overlayfs=no\nofs_size=20\n", "next boot: plain"},
+		{[]string{"on"}, "overlayfs=yes\nofs_size=20\n", "next boot: protected, a RAM layer of 20% of RAM"},
+		{[]string{"once"}, "overlayfs=yes\nofs_size=20\nofs_once=1\n", "next boot: maintenance, the overlay off this once; then protected"},
+		{[]string{"off"}, "overlayfs=no\nofs_size=20\n", "next boot: plain"},
+	}
+	for _, st := range steps {
+		var out, errOut strings.Builder
+		args := append([]string{"overlay", "-c", filepath.Join(dir, "no-fw_env.config"), "--grubenv", env}, st.words...)
+		if code := program.Main(args, &out, &errOut); code != 0 {
+			t.Fatalf("%q: exit %d: %s", st.words, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), st.nextBoot) {
+			t.Errorf("%q: output lacks %q:\n%s", st.words, st.nextBoot, out.String())
+		}
+		if st.words == nil {
+			if _, err := os.Stat(env); !os.IsNotExist(err) {
+				t.Errorf("showing the toggles wrote %s", env)
+			}
+			continue
+		}
+		list, err := exec.Command("grub-editenv", env, "list").CombinedOutput()
+		if err != nil || string(list) != st.list {
+			t.Errorf("%q: grub-editenv list: %v %q, want %q", st.words, err, list, st.list)
+		}
+	}
+	var errOut strings.Builder
+	if code := program.Main([]string{"overlay", "-c", filepath.Join(dir, "none"), "--grubenv", filepath.Join(dir, "no/such/grubenv"), "on"}, io.Discard, &errOut); code != 1 || !strings.Contains(errOut.String(), "no bootloader environment found") {
+		t.Errorf("neither bootloader: exit %d %q", code, errOut.String())
 	}
 }

@@ -46,4 +46,3 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
-

@@ -16,6 +16,8 @@ import (
 // (initramfs, bootfiles).
 type buildFlags struct {
 	board, kernel, output, compress, init *string
+	// kernelVersion is set by the commands that take --kernel-version.
+	kernelVersion *string
 }
 
 // addBuildFlags defines the shared flags on fs; boardHelp and outputHelp
@@ -23,10 +25,10 @@ type buildFlags struct {
 func addBuildFlags(fs *flag.FlagSet, boardHelp, outputHelp string) *buildFlags {
 	return &buildFlags{
 		board:    fs.String("board", "", boardHelp),
-		kernel:   fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one"),
+		kernel:   fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one, or a root DIR with installed kernels (with --kernel-version)"),
 		output:   fs.String("output", "", outputHelp),
 		compress: fs.String("compress", "gzip", "`METHOD` of compression of the initramfs: "+strings.Join(initramfs.Compressions, ", ")),
-		init:     fs.String("init", "", "`PREBUILT` init binary (static, for the board's architecture); default: go build ./cmd/init of this source tree"),
+		init:     fs.String("init", "", "`PREBUILT` init binary (static, for the board's architecture); default: the init the package ships in ../lib/ofsroot beside this program, else go build ./cmd/init of the source tree"),
 	}
 }
 
@@ -42,6 +44,9 @@ func (f *buildFlags) parse(fs *flag.FlagSet, args []string, command, synopsis st
 	}
 	if fs.NArg() > 0 {
 		return board.Board{}, 0, fmt.Errorf("%w: unexpected arguments %q (ofsroot %s %s)", errUsage, fs.Args(), command, synopsis)
+	}
+	if f.kernelVersion != nil && *f.kernelVersion != "" && *f.kernel == "" {
+		*f.kernel = "/"
 	}
 	var missing []string
 	for _, m := range []struct{ name, value string }{{"--board", *f.board}, {"--kernel", *f.kernel}, {"--output", *f.output}} {

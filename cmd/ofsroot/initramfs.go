@@ -25,7 +25,7 @@ func init() {
 }
 
 // initramfsSynopsis is the one-line usage of the command.
-const initramfsSynopsis = "--board NAME --kernel DEB|DIR --output FILE [--compress gzip|xz|zstd|none] [--init PREBUILT] [--shell STATIC-SH] [--apparmor] [--without-module NAME]..."
+const initramfsSynopsis = "--board NAME (--kernel DEB|DIR | --kernel-version VERSION) --output FILE [--module NAME]... [--compress gzip|xz|zstd|none] [--init PREBUILT] [--shell STATIC-SH] [--apparmor] [--without-module NAME]..."
 
 // initramfsList is a repeatable string flag.
 type initramfsList []string
@@ -47,6 +47,9 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	bf := addBuildFlags(fs, "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "), "initramfs `FILE` to write (replaced atomically)")
 	shell := fs.String("shell", "", "a static shell `FILE` for the board (e.g. bin/busybox of Debian's busybox-static) put at /bin/sh, so that ofs-rescue=shell has a shell")
 	apparmor := fs.Bool("apparmor", false, "carry the firmware sandbox's AppArmor profile, compiled with this host's apparmor_parser, for overlayfs=sandbox")
+	bf.kernelVersion = fs.String("kernel-version", "", "build for the installed kernel `VERSION` (uname -r): its modules from /lib/modules/VERSION under --kernel DIR (default /); what the kernel hooks of the package run")
+	var extra initramfsList
+	fs.Var(&extra, "module", "add module `NAME` (and what it needs) to the board's list (repeatable)")
 	var without initramfsList
 	fs.Var(&without, "without-module", "leave module `NAME` out (repeatable), e.g. overlay to test the fail-closed path")
 	b, epoch, err := bf.parse(fs, args, "initramfs", initramfsSynopsis)
@@ -62,9 +65,11 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	b.Modules = append(append([]string(nil), b.Modules...), extra...)
 	res, err := initramfs.Build(initramfs.Options{
 		Board:           b,
 		Kernel:          *bf.kernel,
+		KernelVersion:   *bf.kernelVersion,
 		Output:          *bf.output,
 		Compression:     *bf.compress,
 		InitBinary:      *bf.init,

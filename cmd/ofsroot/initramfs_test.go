@@ -32,7 +32,7 @@ func TestInitramfsUsage(t *testing.T) {
 		code   int
 		stderr []string
 	}{
-		{"help", []string{"--help"}, "", 0, []string{"Usage: ofsroot initramfs --board NAME --kernel DEB|DIR --output FILE", "-without-module NAME", "gzip, xz, zstd, none"}},
+		{"help", []string{"--help"}, "", 0, []string{"Usage: ofsroot initramfs --board NAME (--kernel DEB|DIR | --kernel-version VERSION) --output FILE", "-without-module NAME", "gzip, xz, zstd, none"}},
 		{"nothing", nil, "", 2, []string{"missing --board, --kernel, --output"}},
 		{"unknown flag", []string{"--bogus"}, "", 2, []string{"flag provided but not defined: -bogus"}},
 		{"arguments", []string{"--board", "sabrelite", "--kernel", empty, "--output", out, "extra"}, "", 2, []string{`unexpected arguments ["extra"]`}},
@@ -43,6 +43,8 @@ func TestInitramfsUsage(t *testing.T) {
 		{"empty module name", []string{"--without-module", ""}, "", 2, []string{"empty module name"}},
 		{"bad epoch", []string{"--board", "sabrelite", "--kernel", empty, "--output", out}, "yesterday", 2, []string{`SOURCE_DATE_EPOCH="yesterday"`}},
 		{"kernel folder without modules", []string{"--board", "sabrelite", "--kernel", empty, "--output", out}, "", 1, []string{"has no lib/modules/VERSION", "dpkg -x"}},
+		{"installed kernel not there", []string{"--board", "sabrelite", "--kernel", empty, "--kernel-version", "9.9.9-x", "--output", out}, "", 1, []string{"lib/modules/VERSION"}},
+		{"kernel version alone means /", []string{"--board", "sabrelite", "--kernel-version", "9.9.9-x"}, "", 2, []string{"missing --output"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SOURCE_DATE_EPOCH", tc.env)
@@ -108,6 +110,30 @@ func TestInitramfsBuild(t *testing.T) {
 	}
 	if sums[0] != sums[1] {
 		t.Errorf("two runs differ: %s %s", sums[0], sums[1])
+	}
+}
+
+// TestInitramfsExtraModule: --module adds a module, with what it needs,
+// to the board's list; an unknown one is refused by name.
+func TestInitramfsExtraModule(t *testing.T) {
+	k := debcachetest.Kernel(t, "amd64")
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "init.go")
+	os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644)
+	initBin := filepath.Join(tmp, "init")
+	cmd := exec.Command("go", "build", "-o", initBin, src)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building a stand-in init: %v\n%s", err, out)
+	}
+	out := filepath.Join(tmp, "initrd")
+	code, stdout, stderr := runInitramfsCLI("--board", "qemu-x86_64", "--kernel", k.Deb, "--output", out, "--init", initBin, "--module", "virtio_scsi")
+	if code != 0 || !strings.Contains(stdout, " virtio_scsi") {
+		t.Errorf("--module virtio_scsi: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr = runInitramfsCLI("--board", "qemu-x86_64", "--kernel", k.Deb, "--output", out, "--init", initBin, "--module", "nosuchmod")
+	if code != 1 || !strings.Contains(stderr, `"nosuchmod"`) {
+		t.Errorf("--module nosuchmod: exit %d\n%s", code, stderr)
 	}
 }
 

@@ -22,6 +22,3 @@ const (
 	OverlayName    = "overlayfs-root"
 	StatusFileName = "status.json"
 )
-
-// Version is set at build time with -ldflags -X.
-var Version = "dev"

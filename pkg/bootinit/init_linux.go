@@ -19,6 +19,7 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/switchroot"
+	"github.com/ofsroot/ofsroot/pkg/version"
 )
 
 // boot holds what the steps learn as they go.
@@ -49,8 +50,8 @@ func Main() {
 	start := monotonic()
 	log := klog.New()
 	b := &boot{log: log, x: &Executor{Log: log, Now: monotonic}, paths: initramfsLayout}
-	b.status = bootstatus.Status{Version: 1, StartedAt: start.Seconds(), Root: bootstatus.Root{}}
-	log.Infof("start t=%.6f (ofsroot %s)", start.Seconds(), Version)
+	b.status = bootstatus.Status{Version: 1, StartedAt: start.Seconds(), Root: bootstatus.Root{}, OfsrootVersion: version.Get(), Kernel: kernelRelease()}
+	log.Infof("start t=%.6f (ofsroot %s, kernel %s)", start.Seconds(), b.status.OfsrootVersion, b.status.Kernel)
 	defer func() {
 		// PID 1 must not die: the kernel panics when it does. A bug
 		// here ends in the rescue policy, loudly, instead.
@@ -345,7 +346,7 @@ func (b *boot) overlaySteps() []Step {
 			return os.Mkdir(work, 0o755)
 		}},
 		{Name: fmt.Sprintf("mount -t overlay -o %s %s %s", ovlData, OverlayName, b.paths.newRoot), Do: func() error {
-			if !mountfs.KernelHas("overlay") {
+			if !mountfs.KernelHas("overlay") && !b.overlayFromRoot() { // stale_linux.go
 				return fmt.Errorf("the kernel has no overlay filesystem (module overlay missing or failed to load)")
 			}
 			if err := os.MkdirAll(b.paths.newRoot, 0o755); err != nil {

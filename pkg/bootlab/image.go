@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/initramfs"
 )
 
 // Fixed identities of the test root, so the tests can name it by UUID=,
@@ -53,10 +54,13 @@ func BuildProbe(b board.Board, out string) error {
 	return goBuild(root, b, "./tests/probe", out)
 }
 
+// goBuild cross-compiles pkg of the source tree at root for the board
+// with the builder's own command (initramfs.GoBuildCommand).
 func goBuild(root string, b board.Board, pkg, out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.GOARCH, "GOARM="+b.GOARM)
+	cmd, err := initramfs.GoBuildCommand(root, pkg, out, b)
+	if err != nil {
+		return err
+	}
 	if o, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s for %s: %v\n%s", pkg, b.Name, err, o)
 	}

@@ -38,6 +38,10 @@ const (
 type Status struct {
 	Version int  `json:"version"`
 	Mode    Mode `json:"mode"`
+	// OfsrootVersion is the init's version (package version); Kernel
+	// the running kernel's release (uname -r).
+	OfsrootVersion string `json:"ofsroot_version,omitempty"`
+	Kernel         string `json:"kernel,omitempty"`
 	// Requested is what the command line asked for ("yes", "no", ...).
 	Requested string `json:"overlay_requested"`
 

@@ -11,6 +11,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/ofsroot/ofsroot/pkg/version"
 )
 
 // Command is one subcommand. Run gets the arguments after its name.
@@ -42,12 +44,17 @@ type Program struct {
 
 // Main runs the subcommand args[0] and returns the exit code: 0, 1 for a
 // failure, 2 for a usage error, or what the command's ExitCode says.
+// "--version" (or "version") prints the program's name and version.
 func (p *Program) Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		p.Usage(stdout)
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "--version" || args[0] == "version" {
+		fmt.Fprintf(stdout, "%s %s\n", p.Name, version.Get())
 		return 0
 	}
 	c, ok := p.Commands[args[0]]
@@ -76,7 +83,7 @@ func (p *Program) Main(args []string, stdout, stderr io.Writer) int {
 
 // Usage prints the program's commands.
 func (p *Program) Usage(w io.Writer) {
-	fmt.Fprintf(w, "%s: %s\n\nUsage: %s COMMAND [flags]   (%s COMMAND --help for its flags)\n\nCommands:\n", p.Name, p.Intro, p.Name, p.Name)
+	fmt.Fprintf(w, "%s %s: %s\n\nUsage: %s COMMAND [flags]   (%s COMMAND --help for its flags; %s --version)\n\nCommands:\n", p.Name, version.Get(), p.Intro, p.Name, p.Name, p.Name)
 	var names []string
 	for n := range p.Commands {
 		names = append(names, n)

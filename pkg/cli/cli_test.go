@@ -37,6 +37,8 @@ func TestMainExitCodes(t *testing.T) {
 		{[]string{"flags", "--help"}, 0, "", "Usage: tool flags [--x]"},
 		{[]string{"flags", "--bad"}, 2, "", "flag provided but not defined"},
 		{[]string{"flags", "--x"}, 0, "", ""},
+		{[]string{"--version"}, 0, "tool (devel)\n", ""},
+		{[]string{"version"}, 0, "tool (devel)\n", ""},
 	} {
 		var out, errOut bytes.Buffer
 		code := p.Main(tc.args, &out, &errOut)

@@ -14,10 +14,11 @@ import (
 type Sources struct {
 	Mountinfo  string // /proc/self/mountinfo
 	StatusFile string // bootstatus.Path
+	Boot       string // /boot, where the installed kernels are ("": not looked at)
 }
 
 // Live are the running system's sources.
-var Live = Sources{Mountinfo: "/proc/self/mountinfo", StatusFile: bootstatus.Path}
+var Live = Sources{Mountinfo: "/proc/self/mountinfo", StatusFile: bootstatus.Path, Boot: "/boot"}
 
 // Gather reads the sources and evaluates them.
 func Gather(s Sources) (*Report, error) {
@@ -26,7 +27,11 @@ func Gather(s Sources) (*Report, error) {
 		return nil, fmt.Errorf("reading the kernel's mount table: %w (is /proc mounted?)", err)
 	}
 	st, stErr := bootstatus.ReadFile(s.StatusFile)
-	return Evaluate(Inputs{Mountinfo: bytes.NewReader(mi), Status: st, StatusErr: stErr, StatusFile: s.StatusFile, Statfs: StatfsOf})
+	var kernels []KernelInitramfs
+	if s.Boot != "" {
+		kernels = InstalledKernels(s.Boot)
+	}
+	return Evaluate(Inputs{Mountinfo: bytes.NewReader(mi), Status: st, StatusErr: stErr, StatusFile: s.StatusFile, Statfs: StatfsOf, Kernels: kernels})
 }
 
 // StatfsOf calls statfs(2).

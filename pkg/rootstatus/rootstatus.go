@@ -38,9 +38,20 @@ type Report struct {
 	StatusFile string          `json:"status_file"`
 	StatusMode bootstatus.Mode `json:"status_mode,omitempty"`
 	Requested  string          `json:"overlay_requested,omitempty"`
+	// Booted is the running kernel and the ofsroot init's version, from
+	// the status file.
+	Booted Booted `json:"booted"`
+	// Kernels are the installed kernels and their initramfs images.
+	Kernels []KernelInitramfs `json:"kernels,omitempty"`
 	// Reasons say why the root is not protected; Warnings anything odd.
 	Reasons  []string `json:"reasons,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Booted is what booted.
+type Booted struct {
+	Kernel  string `json:"kernel,omitempty"`
+	Ofsroot string `json:"ofsroot_version,omitempty"`
 }
 
 // RealRoot is the real root's mount.
@@ -91,6 +102,9 @@ type Inputs struct {
 	StatusFile string
 	// Statfs reads a mounted filesystem's use; nil leaves RAM out.
 	Statfs func(path string) (Statfs, error)
+	// Kernels are the installed kernels (InstalledKernels); each one
+	// whose initramfs is not ofsroot's is warned about.
+	Kernels []KernelInitramfs
 }
 
 // Exit codes of ofsctl status, for scripts.
@@ -122,6 +136,14 @@ func Evaluate(in Inputs) (*Report, error) {
 	st := in.Status
 	if st != nil {
 		r.StatusMode, r.Requested = st.Mode, st.Requested
+		r.Booted = Booted{Kernel: st.Kernel, Ofsroot: st.OfsrootVersion}
+	}
+	r.Kernels = in.Kernels
+	for _, k := range in.Kernels {
+		if k.Problem != "" {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("kernel %s: %s: %s; booting it would not protect the root: rebuild it (/usr/lib/ofsroot/update-initramfs %s, or ofsroot initramfs --kernel-version %s)",
+				k.Kernel, k.Initramfs, k.Problem, k.Kernel, k.Kernel))
+		}
 	}
 	root, ok := mountfs.MountAt(mounts, "/")
 	if !ok {
@@ -188,6 +210,13 @@ func Evaluate(in Inputs) (*Report, error) {
 	}
 	r.Protected = r.Mode == bootstatus.Protected || r.Mode == bootstatus.Sandbox
 	return r, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }
 
 func orNo(s string) string {
@@ -271,6 +300,14 @@ func (r *Report) Text(w io.Writer) {
 		sm = "unreadable"
 	}
 	fmt.Fprintf(w, "status:     %s says %s\n", r.StatusFile, sm)
+	if b := r.Booted; b.Kernel != "" || b.Ofsroot != "" {
+		fmt.Fprintf(w, "booted:     kernel %s, ofsroot init %s\n", orUnknown(b.Kernel), orUnknown(b.Ofsroot))
+	}
+	for _, k := range r.Kernels {
+		if k.Problem == "" {
+			fmt.Fprintf(w, "installed:  kernel %s, %s by ofsroot %s\n", k.Kernel, k.Initramfs, k.OfsrootVersion)
+		}
+	}
 	for _, s := range r.Reasons {
 		fmt.Fprintf(w, "reason:     %s\n", s)
 	}
