@@ -2,7 +2,6 @@ package bootinit
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cmdline"
+	"github.com/ofsroot/ofsroot/pkg/rootfile"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
 )
 
@@ -37,9 +37,10 @@ func sandboxConfig(cfg cmdline.Config, root, init string, args, env []string) sa
 	return c
 }
 
-// hostnameOf reads root's /etc/hostname, else DefaultHostname.
+// hostnameOf reads root's /etc/hostname (inside root, capped: package
+// rootfile), else DefaultHostname.
 func hostnameOf(root string) string {
-	b, err := os.ReadFile(filepath.Join(root, "etc/hostname"))
+	b, err := rootfile.ReadFile(root, "/etc/hostname", hostnameLimit)
 	if err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 && len(f[0]) <= 64 {
 			return f[0]
