@@ -93,22 +93,34 @@ func (b *boot) warnLoud(msg string) {
 	b.status.Warnings = append(b.status.Warnings, strings.ReplaceAll(msg, "\n", " "))
 }
 
+// MeminfoFile is where ramSize reads MemAvailable (a seam for tests).
+var MeminfoFile = "/proc/meminfo"
+
 // ramSize is the RAM layer's size: what ofs-size asks for, capped below
-// MemTotal so that the kernel and the programs keep a reserve
-// (cmdline.Config.RAMCap) and filling / ends in ENOSPC, not in the OOM
-// killer.
+// the memory available now, so that the kernel and the programs keep a
+// reserve (cmdline.Config.RAMCap) and filling / ends in ENOSPC, not in
+// the OOM killer.
 func (b *boot) ramSize(mem uint64) uint64 {
 	size := b.cfg.Size.For(mem)
-	limit, capped := b.cfg.RAMCap(mem)
+	avail := mem
+	data, err := os.ReadFile(MeminfoFile)
+	if err == nil {
+		avail, err = ParseMeminfo(string(data), "MemAvailable")
+	}
+	if err != nil {
+		b.log.Warnf("reading MemAvailable: %v; capping the RAM layer against MemTotal", err)
+		avail = mem
+	}
+	limit, capped := b.cfg.RAMCap(mem, avail)
 	if !capped {
-		if size > mem {
-			b.log.Warnf("ofs-size=%s is more than the RAM (%s) and ofs-size-reserve=0 lifts the cap: filling / may exhaust memory", b.cfg.Size, units.Bytes(mem))
+		if size > avail {
+			b.log.Warnf("ofs-size=%s (%s) is more than the available RAM (%s) and ofs-size-reserve=0 lifts the cap: filling / may exhaust memory", b.cfg.Size, units.Bytes(size), units.Bytes(avail))
 		}
 		return size
 	}
 	if size > limit {
-		msg := fmt.Sprintf("ofs-size=%s (%s) leaves too little RAM: the RAM layer is capped at %s (MemTotal %s minus a reserve of %s for the kernel and the programs; ofs-size-reserve= changes the reserve)",
-			b.cfg.Size, units.Bytes(size), units.Bytes(limit), units.Bytes(mem), units.Bytes(mem-limit))
+		msg := fmt.Sprintf("ofs-size=%s (%s) leaves too little RAM: the RAM layer is capped at %s (MemAvailable %s minus a reserve of %s for the kernel and the programs; MemTotal %s; ofs-size-reserve= changes the reserve)",
+			b.cfg.Size, units.Bytes(size), units.Bytes(limit), units.Bytes(avail), units.Bytes(avail-min(avail, limit)), units.Bytes(mem))
 		b.log.Warnf("%s", msg)
 		b.status.Warnings = append(b.status.Warnings, msg)
 		return limit

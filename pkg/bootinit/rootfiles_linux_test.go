@@ -1,6 +1,7 @@
 package bootinit
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,22 +130,26 @@ func TestGuardHostileFstab(t *testing.T) {
 
 func TestRAMSizeCapped(t *testing.T) {
 	const M = 1 << 20
+	saved := MeminfoFile
+	defer func() { MeminfoFile = saved }()
+	MeminfoFile = filepath.Join(t.TempDir(), "meminfo")
 	for _, tc := range []struct {
-		line string
-		mem  uint64
-		want uint64
+		line       string
+		mem, avail uint64
+		want       uint64
 	}{
-		{"ofs-size=20", 500 * M, 100 * M},                     // under the cap
-		{"ofs-size=90", 300 * M, 225 * M},                     // 25% kept
-		{"ofs-size=4G", 300 * M, 225 * M},                     // bytes too
-		{"ofs-size=100", 100 * M, 36 * M},                     // 64M kept
-		{"ofs-size=100 ofs-size-reserve=0", 100 * M, 100 * M}, // lifted
-		{"ofs-size=100 ofs-size-reserve=16M", 100 * M, 84 * M},
+		{"ofs-size=20", 500 * M, 400 * M, 100 * M},                    // under the cap
+		{"ofs-size=90", 200 * M, 150 * M, 130 * M},                    // 10% of MemTotal kept
+		{"ofs-size=4G", 200 * M, 150 * M, 130 * M},                    // bytes too
+		{"ofs-size=100", 48 * M, 20 * M, 12 * M},                      // 8M kept
+		{"ofs-size=100 ofs-size-reserve=0", 100 * M, 50 * M, 100 * M}, // lifted
+		{"ofs-size=100 ofs-size-reserve=16M", 100 * M, 50 * M, 34 * M},
 	} {
+		os.WriteFile(MeminfoFile, []byte(fmt.Sprintf("MemTotal: %d kB\nMemFree: 1 kB\nMemAvailable: %d kB\n", tc.mem>>10, tc.avail>>10)), 0o644)
 		cfg, _ := cmdline.Parse(tc.line)
 		b, _ := testBoot(t, "/dev/vda", cfg)
 		if got := b.ramSize(tc.mem); got != tc.want {
-			t.Errorf("%s on %d MiB: %d MiB, want %d MiB", tc.line, tc.mem/M, got/M, tc.want/M)
+			t.Errorf("%s on %d MiB (%d available): %d MiB, want %d MiB", tc.line, tc.mem/M, tc.avail/M, got/M, tc.want/M)
 		}
 	}
 }

@@ -70,6 +70,34 @@ func MakeUnclean(image string, offset int64, change func(dir string) error) (err
 	return nil
 }
 
+// Edit mounts the filesystem offset bytes into image read-write on a
+// loop device, lets change edit it (its argument is the mount folder),
+// and unmounts it cleanly: for hostile files (FIFOs, device nodes,
+// sockets, links) that debugfs cannot make.
+//
+// Side effects: losetup, mount(2) and umount(2) in the caller's mount
+// namespace, on a temporary folder.
+func Edit(image string, offset int64, change func(dir string) error) error {
+	loop, err := attachLoop(image, offset)
+	if err != nil {
+		return err
+	}
+	defer detachLoop(loop)
+	dir, err := os.MkdirTemp("", "ofsroot-edit-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(dir)
+	if err := unix.Mount(loop, dir, "ext4", 0, ""); err != nil {
+		return fmt.Errorf("mount %s %s: %w", loop, dir, err)
+	}
+	cerr := change(dir)
+	if err := unix.Unmount(dir, 0); err != nil {
+		return fmt.Errorf("umount %s: %w", dir, err)
+	}
+	return cerr
+}
+
 // DamageInode corrupts the on-disk checksum of path's inode (debugfs
 // set_inode_field checksum), as a bad sector would: the kernel reports
 // "iget: checksum invalid" when it reads it, and records the error in

@@ -108,22 +108,21 @@ func TestSizeFor(t *testing.T) {
 func TestRAMCap(t *testing.T) {
 	const M = 1 << 20
 	for _, tc := range []struct {
-		line     string
-		mem, cap uint64
-		ok       bool
+		line            string
+		mem, avail, cap uint64
+		ok              bool
 	}{
-		{"", 96 * M, 32 * M, true},                       // 64M reserve
-		{"", 256 * M, 192 * M, true},                     // 64M = 25%
-		{"", 1024 * M, 768 * M, true},                    // 25%
-		{"", 48 * M, 4 << 10, true},                      // less RAM than the reserve
-		{"ofs-size-reserve=16M", 96 * M, 80 * M, true},   // explicit
-		{"ofs-size-reserve=50%", 200 * M, 100 * M, true}, // explicit share
-		{"ofs-size-reserve=0", 96 * M, 0, false},         // lifted
+		{"", 48 * M, 20 * M, 12 * M, true},                       // 8M reserve
+		{"", 200 * M, 150 * M, 130 * M, true},                    // 10% of MemTotal
+		{"", 48 * M, 6 * M, 4 << 10, true},                       // less than the reserve
+		{"ofs-size-reserve=16M", 96 * M, 80 * M, 64 * M, true},   // explicit
+		{"ofs-size-reserve=50%", 200 * M, 150 * M, 50 * M, true}, // explicit share
+		{"ofs-size-reserve=0", 96 * M, 80 * M, 0, false},         // lifted
 	} {
 		c, w := Parse(tc.line)
-		got, ok := c.RAMCap(tc.mem)
+		got, ok := c.RAMCap(tc.mem, tc.avail)
 		if len(w) != 0 || got != tc.cap || ok != tc.ok {
-			t.Errorf("%q on %d MiB: cap %d, %v (warnings %v); want %d, %v", tc.line, tc.mem/M, got, ok, w, tc.cap, tc.ok)
+			t.Errorf("%q on %d MiB (%d available): cap %d, %v (warnings %v); want %d, %v", tc.line, tc.mem/M, tc.avail/M, got, ok, w, tc.cap, tc.ok)
 		}
 	}
 }
@@ -262,7 +261,7 @@ func FuzzParse(f *testing.F) {
 		if c.OverlayUnknown && c.Overlay != OverlayOn {
 			t.Fatalf("unknown protection word but overlay %v", c.Overlay)
 		}
-		if m, ok := c.RAMCap(1 << 30); ok && (m == 0 || m > 1<<30) {
+		if m, ok := c.RAMCap(1<<30, 1<<29); ok && (m == 0 || m > 1<<29) {
 			t.Fatalf("RAMCap %d of 1G", m)
 		}
 		if c.Size.Bytes == 0 && (c.Size.Percent < 1 || c.Size.Percent > 100) {
