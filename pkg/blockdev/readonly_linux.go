@@ -11,7 +11,8 @@ import (
 // block device at path with the BLKROSET ioctl: below every filesystem,
 // so that no mount of it, however it is mounted, can write the device
 // (ext4 then neither replays a journal nor records errors in its
-// superblock), and nothing can open it for writing (EACCES). The flag
+// superblock), and no program can write it (depending on the kernel the
+// open for writing or the write itself is refused). The flag
 // stays until cleared or the device goes away; on a partition it covers
 // that partition only. Needs CAP_SYS_ADMIN.
 //
