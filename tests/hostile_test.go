@@ -136,6 +136,37 @@ func TestHostileErrors(t *testing.T) {
 			t.Errorf("a plain ro boot reading a damaged inode left the card unchanged: the fault this campaign guards against did not happen")
 		}
 	})
+	// The same damage, with the superblock asking for a panic on errors.
+	panicImg := filepath.Join(filepath.Dir(img), "root-errors-panic.img")
+	if err := bootlab.CopySparse(img, panicImg); err != nil {
+		t.Fatal(err)
+	}
+	if err := bootlab.Debugfs(panicImg, off, "set_super_value errors 3"); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("errors=panic kept panics (the fault)", func(t *testing.T) {
+		// rootflags=errors=panic is the user's explicit choice and is
+		// kept: the damaged inode panics the kernel even on a read-only
+		// mount of a write-protected device, and kernel.panic reboots
+		// it. This is what the superblock's errors=panic would do
+		// without the init's errors=continue.
+		t.Parallel()
+		initrdPath, _ := l.initrd(t, variant{})
+		_, root := l.setup.DefaultRoot()
+		run := bootUntil(t, l.setup, bootlab.RunSpec{Initrd: initrdPath, Image: panicImg,
+			Append: []string{root, "overlayfs=yes", "rootflags=errors=panic"}}, "Rebooting in 10 seconds")
+		assertHas(t, run.Console, "panic forced after error")
+		assertHas(t, run.Console, "Rebooting in 10 seconds")
+		assertImageUnchanged(t, run)
+	})
+	t.Run("superblock errors=panic protected", func(t *testing.T) {
+		t.Parallel()
+		run := hostileRun(t, l, variant{}, panicImg, true, "overlayfs=yes")
+		assertLine(t, run.Console, "ofsroot: warning: ", "errors=panic", "errors=continue")
+		assertHas(t, run.Console, "PROBE hostname=error: EBADMSG")
+		assertHas(t, run.Console, "PROBE END")
+		assertImageUnchanged(t, run)
+	})
 	t.Run("protected", func(t *testing.T) {
 		t.Parallel()
 		run := hostileRun(t, l, variant{}, img, true, "overlayfs=yes")

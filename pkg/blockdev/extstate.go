@@ -20,6 +20,9 @@ type ExtState struct {
 	// Orphans: the orphan list is not empty (files deleted while open
 	// at an unclean shutdown); the kernel frees them at a writable mount.
 	Orphans bool
+	// ErrorsPanic: the superblock's default reaction to an error is a
+	// kernel panic (s_errors = 3, tune2fs -e panic).
+	ErrorsPanic bool
 }
 
 const (
@@ -29,6 +32,8 @@ const (
 	extSuperLastOrphan  = 0xE8   // s_last_orphan
 	extSuperReadLength  = 0x198
 	extSuperStateOffset = 58
+	extSuperErrors      = 60 // s_errors: 1 continue, 2 remount-ro, 3 panic
+	extErrorsPanic      = 3
 )
 
 // ReadExtState reads the ext superblock of r. ok is false when r holds
@@ -49,5 +54,6 @@ func ReadExtState(r io.ReaderAt) (st ExtState, ok bool, err error) {
 	st.HasErrors = state&extStateError != 0
 	st.ErrorCount = le32(sb[extSuperErrorCount:])
 	st.Orphans = state&extStateOrphan != 0 || le32(sb[extSuperLastOrphan:]) != 0
+	st.ErrorsPanic = le16(sb[extSuperErrors:]) == extErrorsPanic
 	return st, true, nil
 }

@@ -32,6 +32,7 @@ func TestReadExtState(t *testing.T) {
 		{"needs recovery", extSuper(0x2|extIncompatRecover, 1, 0, 0), ExtState{NeedsRecovery: true}, true},
 		{"errors", extSuper(0x2, 1|extStateError, 3, 0), ExtState{HasErrors: true, ErrorCount: 3}, true},
 		{"orphans", extSuper(0x2, 1, 0, 12), ExtState{Orphans: true}, true},
+		{"errors=panic", func() []byte { b := extSuper(0x2, 1, 0, 0); b[extSuperOffset+extSuperErrors] = 3; return b }(), ExtState{ErrorsPanic: true}, true},
 		{"not ext", make([]byte, 4096), ExtState{}, false},
 		{"short", make([]byte, 1100), ExtState{}, false},
 	} {

@@ -38,6 +38,9 @@ type boot struct {
 	// writeProtected: the root device has the kernel's read-only flag
 	// (protect_linux.go); noLoad: its journal is not to be replayed.
 	writeProtected, noLoad bool
+	// errorsContinue: the superblock says errors=panic; mount with
+	// errors=continue (protect_linux.go).
+	errorsContinue bool
 }
 
 // layout names the folders the layers are built in; tests build them
@@ -290,6 +293,9 @@ func (b *boot) mountRealRoot(dir string, readOnly bool) Step {
 		// The journal needs recovery and the device must not be
 		// written: mount what is on the disk, without replaying it.
 		data = strings.Join(append(nonEmpty(data), "noload"), ",")
+	}
+	if b.errorsContinue {
+		data = strings.Join(append(nonEmpty(data), "errors=continue"), ",")
 	}
 	if readOnly {
 		flags |= unix.MS_RDONLY

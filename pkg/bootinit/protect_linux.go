@@ -82,6 +82,12 @@ func (b *boot) checkExtState(dev string) {
 	if st.HasErrors || st.ErrorCount > 0 {
 		b.warnLoud(fmt.Sprintf("DAMAGED ROOT: the filesystem on %s has recorded errors (%d). Under protection nothing is written to it; check it with e2fsck -f %s in a maintenance boot (overlayfs=no).", dev, st.ErrorCount, dev))
 	}
+	if st.ErrorsPanic && !strings.Contains(b.cfg.RootFlags, "errors=") {
+		// A damaged file must not take a field device down: under
+		// protection nothing is written, so reading on is safe.
+		b.errorsContinue = true
+		b.log.Warnf("the filesystem on %s says errors=panic: mounting it with errors=continue (rootflags=errors=... to choose)", dev)
+	}
 	if st.Orphans && !st.NeedsRecovery {
 		b.log.Warnf("the filesystem on %s has orphaned files to free; a writable boot frees them, a protected one leaves them", dev)
 	}

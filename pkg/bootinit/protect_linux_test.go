@@ -183,3 +183,38 @@ func TestDamagedInode(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorsPanicOverridden: a superblock that says errors=panic is
+// mounted with errors=continue under protection, unless rootflags names
+// errors= itself. (Only the options are checked here: reading a damaged
+// inode with errors=panic would panic this host's kernel; the QEMU
+// campaign does that part, tests/hostile_test.go TestHostileErrors.)
+func TestErrorsPanicOverridden(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	img, loop := testRoot(t)
+	detach(loop)
+	if err := bootlab.Debugfs(img, 0, "set_super_value errors 3"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rootflags, want string
+	}{
+		{"", "errors=continue"},
+		{"errors=remount-ro", "errors=remount-ro"},
+	} {
+		loop := attach(t, copyImage(t, img))
+		cfg := cmdline.Default()
+		cfg.Overlay, cfg.RootFlags = cmdline.OverlayOn, tc.rootflags
+		b, _ := testBoot(t, loop, cfg)
+		// As the init does: the mount step is made once the device has
+		// been looked at.
+		b.x.Run(b.writeProtect())
+		if err := b.x.Run(b.mountRealRoot(b.paths.ro, true)); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.status.Root.Options, tc.want) || strings.Count(b.status.Root.Options, "errors=") != 1 {
+			t.Errorf("rootflags %q: mounted with %q, want %s", tc.rootflags, b.status.Root.Options, tc.want)
+		}
+		settle(t, loop, b.paths.ro)
+	}
+}
