@@ -468,7 +468,9 @@ func TestHostileMemory(t *testing.T) {
 		{mem: 128, words: []string{"ofs-size=90"}},
 		{mem: 256, words: []string{"ofs-size=4G"}},
 		{mem: 128, words: []string{"ofs-size=100", "ofs-size-reserve=32M"}},
-		{mem: 256, words: []string{"ofs-size=90", "ofs-size-reserve=0"}, fault: true},
+		// panic=1: the fault's reboot comes sooner (kernel.panic=10 is
+		// shown by TestHostileErrors).
+		{mem: 256, words: []string{"ofs-size=90", "ofs-size-reserve=0", "panic=1"}, fault: true},
 	} {
 		t.Run(fmt.Sprintf("%dM_%s", mc.mem, strings.Join(mc.words, "_")), func(t *testing.T) {
 			t.Parallel()
@@ -482,12 +484,13 @@ func TestHostileMemory(t *testing.T) {
 			if mc.fault {
 				// Ends in a panic and the kernel.panic reboot: not
 				// through runBoot, which fails on a panic.
-				run := bootUntil(t, &s, spec, "Rebooting in 10 seconds")
+				run := bootUntil(t, &s, spec, "Rebooting in 1 seconds")
 				c := run.Console
 				if !c.Contains("Kernel panic") && !c.Contains("Out of memory") {
 					t.Errorf("the lifted cap did not run the guest out of memory: the fault is gone (fill: %q)", c.Lines("fill."))
 				}
-				assertHas(t, c, "Rebooting in 10 seconds")
+				assertHas(t, c, "Rebooting in 1 seconds")
+				assertLine(t, c, "ofsroot: ", "kernel.panic: left as panic= on the command line says")
 				if !run.ImageUnchanged() {
 					t.Errorf("the image was written")
 				}
