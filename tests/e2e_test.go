@@ -164,7 +164,7 @@ func TestBadValues(t *testing.T) {
 		{"ofs-size", "abc", "50%", 50},
 		{"ofs-size", "0", "50%", 50},
 		{"ofs-size", "250", "50%", 50},
-		{"overlayfs", "maybe", "no", 0},
+		{"overlayfs", "maybe", "yes (PROTECTED", 50}, // fails closed
 	} {
 		wv := tc.word + "=" + tc.value
 		t.Run(wv, func(t *testing.T) {

@@ -164,7 +164,8 @@ func NextBoot(e getter) string {
 	case !set:
 		mode = "plain (overlayfs is not set)"
 	case !ok:
-		mode = fmt.Sprintf("plain (overlayfs=%s is neither yes nor no; the init warns)", v)
+		// The init fails closed on a word it does not know.
+		mode = fmt.Sprintf("protected, a RAM layer of %s (overlayfs=%s is not a protection word: the init fails closed)", size, v)
 	case on:
 		mode = "protected, a RAM layer of " + size
 	default:

@@ -86,7 +86,7 @@ func TestNextBoot(t *testing.T) {
 		{[]string{"overlayfs", "YES"}, "protected, a RAM layer of 50% of RAM (the default)"},
 		{[]string{"overlayfs", "on", "ofs-size", "30%"}, "protected, a RAM layer of 30% of RAM"},
 		{[]string{"overlayfs", "1", "ofs-size", "abc"}, "protected, a RAM layer of 50% of RAM (ofs-size=abc is not a size"},
-		{[]string{"overlayfs", "maybe"}, "plain (overlayfs=maybe is neither yes nor no; the init warns)"},
+		{[]string{"overlayfs", "maybe"}, "protected, a RAM layer of 50% of RAM (the default) (overlayfs=maybe is not a protection word: the init fails closed)"},
 		{[]string{"overlayfs", "off", "ofs-once", "1"}, "plain (overlayfs=off); ofs-once is set but changes nothing"},
 		{[]string{"overlayfs", "yes", "ofs-size", "1G", "ofs-once", "x"}, "maintenance, the overlay off this once; then protected, a RAM layer of 1G"},
 	} {

@@ -18,6 +18,7 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/klog"
 	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
+	"github.com/ofsroot/ofsroot/pkg/rootfile"
 	"github.com/ofsroot/ofsroot/pkg/switchroot"
 	"github.com/ofsroot/ofsroot/pkg/version"
 )
@@ -34,6 +35,13 @@ type boot struct {
 	newRoot  string // what becomes "/" at the switch
 	memTotal uint64
 	paths    layout
+
+	// writeProtected: the root device has the kernel's read-only flag
+	// (protect_linux.go); noLoad: its journal is not to be replayed.
+	writeProtected, noLoad bool
+	// errorsContinue: the superblock says errors=panic; mount with
+	// errors=continue (protect_linux.go).
+	errorsContinue bool
 }
 
 // layout names the folders the layers are built in; tests build them
@@ -69,12 +77,15 @@ func (b *boot) run() error {
 		return err
 	}
 	b.readCommandLine()
+	b.x.Run(b.panicTimeout())
 	b.x.Run(b.loadModules())
 	if err := b.x.Run(b.findRoot()); err != nil {
 		return err
 	}
 	var steps []Step
 	if b.cfg.Overlay.Protected() {
+		// Write-protect the device before anything mounts it.
+		b.x.Run(b.writeProtect())
 		if err := b.x.Run(b.mountRealRoot(b.paths.ro, true)); err != nil {
 			return err
 		}
@@ -149,6 +160,9 @@ func (b *boot) readCommandLine() {
 	b.status.Root.Spec = cfg.Root
 	b.log.Infof("overlay %s, ram layer %s, root %q, rescue %s after %s",
 		cfg.Overlay, cfg.Size, cfg.Root, cfg.Rescue, cfg.RescueDelay)
+	if cfg.OverlayUnknown {
+		b.log.Loudf("overlayfs=%s is not a protection word this init knows (yes/no, on/off, true/false, 1/0, sandbox).\nFailing closed: the root is PROTECTED (overlayfs=yes)%s. Fix the word to change it.", cfg.OverlayWord, map[bool]string{true: " and rw is ignored", false: ""}[cfg.ReadWrite])
+	}
 	if cfg.Overlay.Protected() && cfg.ReadWrite {
 		b.log.Warnf("rw ignored: with overlayfs=yes the real root is always mounted read-only")
 	}
@@ -276,6 +290,14 @@ func (b *boot) fsTypes() []string {
 
 func (b *boot) mountRealRoot(dir string, readOnly bool) Step {
 	flags, data := mountfs.ParseOptions(b.cfg.RootFlags)
+	if b.noLoad {
+		// The journal needs recovery and the device must not be
+		// written: mount what is on the disk, without replaying it.
+		data = strings.Join(append(nonEmpty(data), "noload"), ",")
+	}
+	if b.errorsContinue {
+		data = strings.Join(append(nonEmpty(data), "errors=continue"), ",")
+	}
 	if readOnly {
 		flags |= unix.MS_RDONLY
 	} else {
@@ -319,7 +341,7 @@ func (b *boot) mountRealRoot(dir string, readOnly bool) Step {
 func (b *boot) overlaySteps() []Step {
 	mem, err := memTotal()
 	b.memTotal = mem
-	size := b.cfg.Size.For(mem)
+	size := b.ramSize(mem) // protect_linux.go: capped below MemTotal
 	tmpfsData := fmt.Sprintf("size=%d,mode=0755", size)
 	upper, work := b.paths.rw+"/upper", b.paths.rw+"/work"
 	ovlData := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", b.paths.ro, upper, work)
@@ -327,9 +349,6 @@ func (b *boot) overlaySteps() []Step {
 		{Name: "read MemTotal from /proc/meminfo", Do: func() error {
 			if err != nil {
 				return err
-			}
-			if b.cfg.Size.Bytes > mem {
-				b.log.Warnf("ofs-size=%s is more than the RAM (%d bytes): writes may exhaust memory", b.cfg.Size, mem)
 			}
 			return nil
 		}},
@@ -404,12 +423,10 @@ func (b *boot) moveLayersSteps() []Step {
 func (b *boot) rewriteFstab() Step {
 	path := filepath.Join(b.paths.newRoot, "etc/fstab")
 	return Step{Name: "rewrite " + path + " (in the RAM layer)", Optional: true, Do: func() error {
-		orig, err := os.ReadFile(path)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			orig = nil
+		// Read inside the new root; a bad one (FIFO, device, huge)
+		// is replaced like a missing one.
+		orig, err := b.readRootFile(b.paths.newRoot, "/etc/fstab", fstabLimit)
+		if orig == nil && err == nil {
 			b.log.Infof("the real root has no /etc/fstab; writing one")
 		}
 		spec := b.cfg.Root
@@ -436,16 +453,20 @@ func (b *boot) guardDegradedFstab() Step {
 	path := filepath.Join(b.paths.ro, "etc/fstab")
 	copyPath := filepath.Join(b.paths.run, "ofsroot/fstab")
 	return Step{Name: fmt.Sprintf("mount --bind %s %s (root forced ro)", copyPath, path), Optional: true, Do: func() error {
-		orig, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
+		orig, err := b.readRootFile(b.paths.ro, "/etc/fstab", fstabLimit)
+		var out []byte
+		switch {
+		case err != nil:
+			// The real init would trip over it too (a FIFO hangs it):
+			// shadow it with an empty one.
+			out = refusedFstab(err)
+		case orig == nil:
 			return nil // nothing will remount it
-		}
-		if err != nil {
-			return err
-		}
-		out, changed := fstab.ForceRootReadOnly(orig)
-		if !changed {
-			return nil
+		default:
+			var changed bool
+			if out, changed = fstab.ForceRootReadOnly(orig); !changed {
+				return nil
+			}
 		}
 		if err := os.MkdirAll(filepath.Dir(copyPath), 0o755); err != nil {
 			return err
@@ -453,7 +474,13 @@ func (b *boot) guardDegradedFstab() Step {
 		if err := os.WriteFile(copyPath, out, 0o644); err != nil {
 			return err
 		}
-		return mountfs.Mount(copyPath, path, "", unix.MS_BIND, "")
+		// The file the real init will read: /etc/fstab's links
+		// followed inside the root, not in the initramfs.
+		target, err := rootfile.ResolveIn(b.paths.ro, "/etc/fstab")
+		if err != nil {
+			return err
+		}
+		return mountfs.Mount(copyPath, target, "", unix.MS_BIND, "")
 	}}
 }
 

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -36,9 +35,42 @@ func testRoot(t *testing.T) (img, loop string) {
 	os.Symlink("/sbin/real-init", filepath.Join(src, "sbin/init"))
 	img = filepath.Join(dir, "root.img")
 	run(t, "mkfs.ext4", "-q", "-F", "-d", src, "-L", "testroot", img, "16M")
-	loop = strings.TrimSpace(run(t, "losetup", "--find", "--show", img))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	loop = attach(t, img)
 	return img, loop
+}
+
+// attach puts img on a read-write loop device, detached (and its
+// read-only flag cleared: the kernel keeps it across attachments) at the
+// end of the test.
+func attach(t *testing.T, img string) string {
+	t.Helper()
+	loop := strings.TrimSpace(run(t, "losetup", "--find", "--show", img))
+	t.Cleanup(func() { detach(loop) })
+	if ro, err := blockdev.IsReadOnly(loop); err != nil || ro {
+		blockdev.SetReadOnly(loop, false)
+	}
+	return loop
+}
+
+func detach(loop string) {
+	blockdev.SetReadOnly(loop, false)
+	exec.Command("losetup", "-d", loop).Run()
+}
+
+// settle ends every use of the device before its image is hashed: each
+// mount is unmounted for real (not lazily: a lazy unmount can still be
+// writing when the hash is taken), innermost first, the loop device is
+// detached and everything synced. A mount that will not go fails the
+// test.
+func settle(t *testing.T, loop string, mounts ...string) {
+	t.Helper()
+	for _, m := range mounts {
+		if err := unix.Unmount(m, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			t.Fatalf("umount %s: %v", m, err)
+		}
+	}
+	detach(loop)
+	unix.Sync()
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -86,7 +118,7 @@ func TestProtectedLayersForReal(t *testing.T) {
 	cfg := cmdline.Default()
 	cfg.Overlay, cfg.Size, cfg.Root = cmdline.OverlayOn, cmdline.Size{Percent: 10}, "LABEL=testroot"
 	b, _ := testBoot(t, loop, cfg)
-	steps := append([]Step{b.mountRealRoot(b.paths.ro, true)}, b.overlaySteps()...)
+	steps := append([]Step{b.writeProtect(), b.mountRealRoot(b.paths.ro, true)}, b.overlaySteps()...)
 	if err := b.x.Run(steps...); err != nil {
 		t.Fatal(err)
 	}
@@ -148,11 +180,10 @@ func TestProtectedLayersForReal(t *testing.T) {
 		t.Errorf("FindInitIn = %q, %v", init, err)
 	}
 
-	for _, m := range []string{nr + "/mnt/root-RW", nr, nr + "/mnt/root-RO"} {
-		unix.Unmount(m, unix.MNT_DETACH)
+	if !b.writeProtected {
+		t.Errorf("the device was not write-protected")
 	}
-	exec.Command("losetup", "-d", loop).Run()
-	time.Sleep(100 * time.Millisecond) // let the detached mounts go
+	settle(t, loop, nr+"/mnt/root-RW", nr+"/mnt/root-RO", nr)
 	if after := sha(t, img); after != before {
 		t.Errorf("the device was written: sha256 %s -> %s", before, after)
 	}
@@ -170,7 +201,7 @@ func TestDegradedForReal(t *testing.T) {
 	b, _ := testBoot(t, loop, cfg)
 	// A file where the RAM layer's folder should be: its mount fails.
 	os.WriteFile(b.paths.rw, nil, 0o644)
-	if err := b.x.Run(b.mountRealRoot(b.paths.ro, true)); err != nil {
+	if err := b.x.Run(b.writeProtect(), b.mountRealRoot(b.paths.ro, true)); err != nil {
 		t.Fatal(err)
 	}
 	err := b.x.Run(b.overlaySteps()...)
@@ -191,10 +222,7 @@ func TestDegradedForReal(t *testing.T) {
 	if err := os.WriteFile(b.newRoot+"/x", nil, 0o644); !errors.Is(err, unix.EROFS) {
 		t.Errorf("degraded root writable: %v", err)
 	}
-	unix.Unmount(b.paths.ro+"/etc/fstab", unix.MNT_DETACH)
-	unix.Unmount(b.paths.ro, unix.MNT_DETACH)
-	exec.Command("losetup", "-d", loop).Run()
-	time.Sleep(100 * time.Millisecond)
+	settle(t, loop, b.paths.ro+"/etc/fstab", b.paths.ro)
 	if after := sha(t, img); after != before {
 		t.Errorf("the device was written in a degraded boot")
 	}
@@ -219,5 +247,25 @@ func TestPlainMountForReal(t *testing.T) {
 			t.Errorf("status root %+v", b.status.Root)
 		}
 		unix.Unmount(b.paths.newRoot, unix.MNT_DETACH)
+	}
+}
+
+// TestSettleCatchesAWrite: the "device not written" check above can
+// fail: a real write through a read-write mount, settled the same way,
+// changes the hash.
+func TestSettleCatchesAWrite(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	img, loop := testRoot(t)
+	before := sha(t, img)
+	dir := t.TempDir()
+	if err := unix.Mount(loop, dir, "ext4", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/written", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, loop, dir)
+	if sha(t, img) == before {
+		t.Errorf("a write through a read-write mount left the hash unchanged: the check cannot fail")
 	}
 }

@@ -1,6 +1,7 @@
 package bootinit
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cmdline"
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+	"github.com/ofsroot/ofsroot/pkg/rootfile"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
 )
 
@@ -37,9 +40,10 @@ func sandboxConfig(cfg cmdline.Config, root, init string, args, env []string) sa
 	return c
 }
 
-// hostnameOf reads root's /etc/hostname, else DefaultHostname.
+// hostnameOf reads root's /etc/hostname (inside root, capped: package
+// rootfile), else DefaultHostname.
 func hostnameOf(root string) string {
-	b, err := os.ReadFile(filepath.Join(root, "etc/hostname"))
+	b, err := rootfile.ReadFile(root, "/etc/hostname", hostnameLimit)
 	if err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 && len(f[0]) <= 64 {
 			return f[0]
@@ -66,6 +70,7 @@ func (b *boot) sandboxHandOver() error {
 	} else {
 		// Degraded: the read-only real root, sandboxed all the same.
 		b.log.Warnf("sandbox: the overlay could not be built; the firmware runs on the READ-ONLY real root")
+		b.x.Run(b.degradedSandboxRun())
 	}
 	plan := sandbox.PrepareAppArmor(sandbox.DefaultProfile)
 	b.log.Infof("sandbox: %s", plan.Note)
@@ -96,8 +101,17 @@ func (b *boot) sandboxHandOver() error {
 		Delay:    SandboxRestartDelay,
 		Logf:     b.log.Infof,
 	}
-	sup.Run()
+	endings := sup.Run()
 	unix.Sync()
+	if b.status.Mode == bootstatus.Degraded && len(endings) == 1 && (endings[0].Err != nil || sandbox.IsChildFailure(endings[0].Status)) {
+		// A reboot comes back to the same degraded root and fails the
+		// same way: a boot loop. Stop once, and say why.
+		b.log.Loudf("DEGRADED: the sandbox could not be set up on the read-only root (%s).\nHalting instead of rebooting: a reboot would fail the same way, for ever.\nFix the initramfs (is overlay.ko in it?), or boot once with overlayfs=yes.", endings[0])
+		unix.Reboot(rebootCmd(unix.LINUX_REBOOT_CMD_HALT))
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
 	if b.cfg.Rescue == cmdline.RescueHalt {
 		b.log.Errorf("sandbox: the firmware has ended (ofs-sandbox-restart=%s); halting (ofs-rescue=halt)", restarts)
 		unix.Reboot(rebootCmd(unix.LINUX_REBOOT_CMD_HALT))
@@ -109,4 +123,14 @@ func (b *boot) sandboxHandOver() error {
 		b.log.Errorf("sandbox: the kernel refused to reboot; waiting")
 		time.Sleep(time.Hour)
 	}
+}
+
+// degradedSandboxRun gives a degraded sandbox a RAM /run: the read-only
+// root cannot take the mount points the sandbox makes there (/run/ofsroot
+// for the status record), and mounting on it writes nothing.
+func (b *boot) degradedSandboxRun() Step {
+	dir := filepath.Join(b.newRoot, "run")
+	return Step{Name: fmt.Sprintf("mount -t tmpfs -o mode=0755,size=1m ofsroot-run %s (mount points for the sandbox, in RAM)", dir), Optional: true, Do: func() error {
+		return mountfs.Mount("ofsroot-run", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m")
+	}}
 }

@@ -1,12 +1,14 @@
 // Package cmdline parses the kernel command line into the settings the
 // ofsroot init acts on: the overlay switch and its RAM size, the kernel's
 // own root words (root=, rootfstype=, rootflags=, ro, rw, rootwait,
-// rootdelay=, init=), the rescue policy, and the firmware sandbox's
-// words (overlayfs=sandbox, ofs-sandbox-*).
+// rootdelay=, init=, panic=), the rescue policy, and the firmware
+// sandbox's words (overlayfs=sandbox, ofs-sandbox-*).
 //
 // Parsing is pure: Parse takes the text of /proc/cmdline. A bad value
 // never stops a boot; it yields a Warning naming the word, the value and
-// the default used instead.
+// the default used instead. The one exception to "use the default" is
+// the protection word: a mistyped overlayfs= value fails closed and
+// protects (Config.OverlayUnknown), whatever else the line says.
 package cmdline
 
 import (
@@ -86,6 +88,43 @@ func (s Size) For(memTotal uint64) uint64 {
 	return memTotal / 100 * uint64(s.Percent)
 }
 
+// Default RAM reserve: the RAM layer never takes more than what is
+// available when it is mounted minus the larger of these two, unless
+// ofs-size-reserve= says otherwise.
+const (
+	DefaultReserveBytes   = 8 << 20
+	DefaultReservePercent = 10
+)
+
+// RAMCap is the most the RAM layer may take, so that filling / ends in
+// ENOSPC and not in the OOM killer or a kernel panic: the memory
+// available when the layer is mounted (MemAvailable: what the kernel, its
+// caches and the initramfs have not taken; tmpfs pages cannot be
+// reclaimed without swap) minus a reserve for the kernel and the
+// programs. The reserve is max(8 MiB, 10% of MemTotal) unless
+// ofs-size-reserve= sets it (N% of MemTotal, or bytes);
+// ofs-size-reserve=0 lifts the cap (ok is false then). When the reserve
+// takes all of it, the cap is 4 KiB: writes to / fail with ENOSPC.
+// (Measured on QEMU guests of 96, 128 and 256 MiB: see
+// tests/hostile_test.go.)
+func (c Config) RAMCap(memTotal, memAvailable uint64) (limit uint64, ok bool) {
+	if c.ReserveOff {
+		return 0, false
+	}
+	reserve := uint64(DefaultReserveBytes)
+	if p := memTotal * DefaultReservePercent / 100; p > reserve {
+		reserve = p
+	}
+	if c.Reserve != (Size{}) {
+		reserve = c.Reserve.For(memTotal)
+	}
+	const floor = 4 << 10
+	if reserve+floor >= memAvailable {
+		return floor, true
+	}
+	return memAvailable - reserve, true
+}
+
 func (s Size) String() string {
 	if s.Bytes != 0 {
 		return formatBytes(s.Bytes)
@@ -98,7 +137,20 @@ type Config struct {
 	Overlay OverlayMode
 	// OverlayWord is overlayfs='s value as written ("" when absent).
 	OverlayWord string
-	Size        Size
+	// OverlayUnknown: overlayfs= had a value that is none of the known
+	// ones (overlayfs=yse). The root is then protected (Overlay is
+	// OverlayOn): a mistyped protection word must never boot the real
+	// root writable.
+	OverlayUnknown bool
+	Size           Size
+	// Reserve is the RAM kept out of the RAM layer for the kernel and
+	// the programs (ofs-size-reserve=); the zero Size means the default
+	// rule (see RAMCap). ReserveOff (ofs-size-reserve=0) lifts the cap.
+	Reserve    Size
+	ReserveOff bool
+	// PanicSet: the command line has panic=, so the kernel's reboot-on-
+	// panic timeout is the user's and the init leaves it alone.
+	PanicSet bool
 
 	Root       string   // root= as written
 	RootFSType []string // rootfstype=, a comma list
@@ -172,20 +224,21 @@ func Parse(line string) (Config, []Warning) {
 		switch key {
 		case "overlayfs":
 			if !hasVal {
-				c.Overlay, c.OverlayWord = OverlayOn, "yes"
+				c.Overlay, c.OverlayWord, c.OverlayUnknown = OverlayOn, "yes", false
 				continue
 			}
 			if strings.EqualFold(val, "sandbox") {
-				c.Overlay, c.OverlayWord = OverlaySandbox, val
+				c.Overlay, c.OverlayWord, c.OverlayUnknown = OverlaySandbox, val, false
 				continue
 			}
 			on, ok := ParseBool(val)
 			if !ok {
-				warn(key, val, "not one of yes/no, on/off, true/false, 1/0, sandbox", "no (plain root)")
-				c.Overlay, c.OverlayWord = OverlayOff, val
+				// Fail closed: a mistyped protection word protects.
+				warn(key, val, "not one of yes/no, on/off, true/false, 1/0, sandbox", "yes (PROTECTED: an unknown protection word fails closed; rw is ignored)")
+				c.Overlay, c.OverlayWord, c.OverlayUnknown = OverlayOn, val, true
 				continue
 			}
-			c.OverlayWord = val
+			c.OverlayWord, c.OverlayUnknown = val, false
 			c.Overlay = OverlayOff
 			if on {
 				c.Overlay = OverlayOn
@@ -198,6 +251,20 @@ func Parse(line string) (Config, []Warning) {
 				continue
 			}
 			c.Size = s
+		case "ofs-size-reserve":
+			if val == "0" {
+				c.Reserve, c.ReserveOff = Size{}, true
+				continue
+			}
+			s, err := ParseSize(val)
+			if err != nil {
+				warn(key, val, err.Error(), "the default reserve (max(8M, 10%))")
+				c.Reserve, c.ReserveOff = Size{}, false
+				continue
+			}
+			c.Reserve, c.ReserveOff = s, false
+		case "panic":
+			c.PanicSet = true
 		case "ofs-rescue":
 			switch r := Rescue(strings.ToLower(val)); r {
 			case RescueReboot, RescueHalt, RescueShell:

@@ -104,6 +104,29 @@ func TestSizeFor(t *testing.T) {
 	}
 }
 
+// TestRAMCap: the rule, and that an explicit word overrides it.
+func TestRAMCap(t *testing.T) {
+	const M = 1 << 20
+	for _, tc := range []struct {
+		line            string
+		mem, avail, cap uint64
+		ok              bool
+	}{
+		{"", 48 * M, 20 * M, 12 * M, true},                       // 8M reserve
+		{"", 200 * M, 150 * M, 130 * M, true},                    // 10% of MemTotal
+		{"", 48 * M, 6 * M, 4 << 10, true},                       // less than the reserve
+		{"ofs-size-reserve=16M", 96 * M, 80 * M, 64 * M, true},   // explicit
+		{"ofs-size-reserve=50%", 200 * M, 150 * M, 50 * M, true}, // explicit share
+		{"ofs-size-reserve=0", 96 * M, 80 * M, 0, false},         // lifted
+	} {
+		c, w := Parse(tc.line)
+		got, ok := c.RAMCap(tc.mem, tc.avail)
+		if len(w) != 0 || got != tc.cap || ok != tc.ok {
+			t.Errorf("%q on %d MiB (%d available): cap %d, %v (warnings %v); want %d, %v", tc.line, tc.mem/M, tc.avail/M, got, ok, w, tc.cap, tc.ok)
+		}
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	c, w := Parse("console=ttyS0 root=/dev/vda")
 	if len(w) != 0 {
@@ -135,6 +158,10 @@ func TestParseWords(t *testing.T) {
 		{"ofs-size=20", func(c Config) bool { return c.Size == Size{Percent: 20} }},
 		{"ofs-size=30%", func(c Config) bool { return c.Size == Size{Percent: 30} }},
 		{"ofs-size=256M", func(c Config) bool { return c.Size == Size{Bytes: 256 << 20} }},
+		{"ofs-size-reserve=32M", func(c Config) bool { return c.Reserve == Size{Bytes: 32 << 20} && !c.ReserveOff }},
+		{"ofs-size-reserve=10%", func(c Config) bool { return c.Reserve == Size{Percent: 10} }},
+		{"ofs-size-reserve=0", func(c Config) bool { return c.ReserveOff }},
+		{"panic=10", func(c Config) bool { return c.PanicSet }},
 		{"ofs-rescue=halt", func(c Config) bool { return c.Rescue == RescueHalt }},
 		{"ofs-rescue=SHELL", func(c Config) bool { return c.Rescue == RescueShell }},
 		{"ofs-rescue=reboot", func(c Config) bool { return c.Rescue == RescueReboot }},
@@ -180,8 +207,13 @@ func TestParseBadValues(t *testing.T) {
 		{"ofs-size=250", "ofs-size=250: percentage out of range 1-100; using 50%", func(c Config) bool { return c.Size.Percent == 50 }},
 		{"ofs-size=20 ofs-size=x", "ofs-size=x:", func(c Config) bool { return c.Size.Percent == 50 }},
 		{"ofs-size=", "ofs-size=: empty", func(c Config) bool { return c.Size.Percent == 50 }},
-		{"overlayfs=maybe", "overlayfs=maybe: not one of yes/no", func(c Config) bool { return c.Overlay == OverlayOff }},
-		{"overlayfs=yes overlayfs=maybe", "using no (plain root)", func(c Config) bool { return c.Overlay == OverlayOff }},
+		// A bad protection word fails closed: protected, whatever rw says.
+		{"overlayfs=maybe", "overlayfs=maybe: not one of yes/no", func(c Config) bool { return c.Overlay == OverlayOn && c.OverlayUnknown }},
+		{"rw overlayfs=yse", "using yes (PROTECTED", func(c Config) bool { return c.Overlay.Protected() && c.OverlayUnknown && c.ReadWrite }},
+		{"overlayfs=no overlayfs=maybe", "fails closed", func(c Config) bool { return c.Overlay == OverlayOn }},
+		{"overlayfs=maybe overlayfs=no", "overlayfs=maybe", func(c Config) bool { return c.Overlay == OverlayOff && !c.OverlayUnknown }},
+		{"overlayfs= rw", "overlayfs=: not one of", func(c Config) bool { return c.Overlay == OverlayOn }},
+		{"ofs-size-reserve=lots", "ofs-size-reserve=lots: not a size", func(c Config) bool { return c.Reserve == Size{} && !c.ReserveOff }},
 		{"ofs-rescue=panic", "ofs-rescue=panic: not one of reboot, halt, shell; using reboot", func(c Config) bool { return c.Rescue == RescueReboot }},
 		{"ofs-rescue-delay=soon", "ofs-rescue-delay=soon: not a whole number of seconds; using 10s", func(c Config) bool { return c.RescueDelay == 10*time.Second }},
 		{"rootwait=x", "rootwait=x: not a whole number", func(c Config) bool { return c.RootWait && c.RootWaitTimeout == 0 }},
@@ -205,8 +237,33 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{"overlayfs=yes ofs-size=20 root=/dev/vda", `a="b c" -- d`, "ofs-size=99999999999999999999999K", "\x00=\x00"} {
 		f.Add(s)
 	}
+	f.Add("rw overlayfs=yse")
+	f.Add("overlayfs=no overlayfs=\x00 rw")
 	f.Fuzz(func(t *testing.T, s string) {
 		c, _ := Parse(s)
+		// Fail closed: the last overlayfs word decides, and only a word
+		// that reads as "off" leaves the root unprotected.
+		last, seen := "", false
+		for _, w := range Split(s) {
+			if w == "--" {
+				break
+			}
+			if k, v, has := strings.Cut(w, "="); k == "overlayfs" {
+				seen, last = true, v
+				if !has {
+					last = "yes"
+				}
+			}
+		}
+		if on, ok := ParseBool(last); seen && !(ok && !on) && !c.Overlay.Protected() {
+			t.Fatalf("overlayfs=%q left the root unprotected: %+v", last, c)
+		}
+		if c.OverlayUnknown && c.Overlay != OverlayOn {
+			t.Fatalf("unknown protection word but overlay %v", c.Overlay)
+		}
+		if m, ok := c.RAMCap(1<<30, 1<<29); ok && (m == 0 || m > 1<<29) {
+			t.Fatalf("RAMCap %d of 1G", m)
+		}
 		if c.Size.Bytes == 0 && (c.Size.Percent < 1 || c.Size.Percent > 100) {
 			t.Fatalf("size out of range: %+v", c.Size)
 		}

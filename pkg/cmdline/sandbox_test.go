@@ -54,7 +54,7 @@ func TestParseSandboxBadValues(t *testing.T) {
 		{"ofs-sandbox-net=bridge", "ofs-sandbox-net=bridge: not one of private, host; using private", func(c Config) bool { return c.SandboxNet == "private" }},
 		{"ofs-sandbox-hostname=a/b", "ofs-sandbox-hostname=a/b: not a host name", func(c Config) bool { return c.SandboxHostname == "" }},
 		{"ofs-sandbox-hostname=", "not a host name", func(c Config) bool { return c.SandboxHostname == "" }},
-		{"overlayfs=sandboxes", "overlayfs=sandboxes: not one of yes/no, on/off, true/false, 1/0, sandbox", func(c Config) bool { return c.Overlay == OverlayOff }},
+		{"overlayfs=sandboxes", "overlayfs=sandboxes: not one of yes/no, on/off, true/false, 1/0, sandbox", func(c Config) bool { return c.Overlay == OverlayOn && c.OverlayUnknown }}, // fails closed
 	} {
 		c, w := Parse(tc.line)
 		if len(w) != 1 {

@@ -49,6 +49,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ofsroot/ofsroot/pkg/blockdev"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 )
 
@@ -154,9 +155,23 @@ func writable(ns int, root string, onSignal func(os.Signal), start func() (func(
 		}
 	}()
 
+	// A protected boot write-protects the device itself (BLKROSET):
+	// lift that for the maintenance, put it back after.
+	dev, devWasRO := m.Source, false
+	if ro, derr := blockdev.IsReadOnly(dev); derr == nil && ro {
+		devWasRO = true
+		if derr := blockdev.SetReadOnly(dev, false); derr != nil {
+			close(stop)
+			<-handled
+			return fmt.Errorf("making the real root's device %s writable: %w", dev, derr)
+		}
+	}
 	if err := mountfs.Mount("", root, "", unix.MS_REMOUNT, ""); err != nil {
 		close(stop)
 		<-handled
+		if devWasRO {
+			blockdev.SetReadOnly(dev, true)
+		}
 		return fmt.Errorf("making the real root writable in the maintenance namespace: %w", err)
 	}
 	defer func() {
@@ -166,6 +181,11 @@ func writable(ns int, root string, onSignal func(os.Signal), start func() (func(
 		if wasRO {
 			if rerr = remountRO(root); rerr != nil {
 				err = errors.Join(err, rerr)
+			}
+			if devWasRO && rerr == nil {
+				if derr := blockdev.SetReadOnly(dev, true); derr != nil {
+					err = errors.Join(err, fmt.Errorf("write-protecting %s again: %w", dev, derr))
+				}
 			}
 		}
 		if len(got) > 0 {

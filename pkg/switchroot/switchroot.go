@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
+	"github.com/ofsroot/ofsroot/pkg/rootfile"
 )
 
 // DefaultInits are tried in order when init= is not given, as the kernel
@@ -145,21 +146,17 @@ func removeTree(dir string, dev uint64, keepDir bool) error {
 }
 
 // FindInitIn is FindInit for a root that is not yet "/": each candidate
-// is resolved inside root, absolute symbolic links included (the usual
-// /sbin/init -> /lib/systemd/systemd), so the answer is what exec will
-// find after the switch.
+// is resolved inside root (package rootfile), absolute symbolic links
+// included (the usual /sbin/init -> /lib/systemd/systemd), so the answer
+// is what exec will find after the switch; a link climbing out of the
+// root stays in it.
 func FindInitIn(root string, candidates []string) (string, error) {
 	var tried []string
 	for _, c := range candidates {
 		if c == "" {
 			continue
 		}
-		p, err := ResolveIn(root, c)
-		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s (%v)", c, err))
-			continue
-		}
-		fi, err := os.Stat(p)
+		fi, err := rootfile.Stat(root, c)
 		switch {
 		case err != nil:
 			tried = append(tried, fmt.Sprintf("%s (%v)", c, errors.Unwrap(err)))
@@ -172,49 +169,4 @@ func FindInitIn(root string, candidates []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("tried %s", strings.Join(tried, ", "))
-}
-
-// ResolveIn resolves path as if root were "/": symbolic links, absolute
-// or relative, never lead outside root. It returns the host path.
-func ResolveIn(root, path string) (string, error) {
-	const maxLinks = 40
-	links := 0
-	parts := strings.Split(filepath.Clean("/"+path), "/")[1:]
-	cur := "/"
-	for len(parts) > 0 {
-		p := parts[0]
-		parts = parts[1:]
-		if p == "" || p == "." {
-			continue
-		}
-		if p == ".." {
-			cur = filepath.Dir(cur)
-			continue
-		}
-		next := filepath.Join(cur, p)
-		fi, err := os.Lstat(filepath.Join(root, next))
-		if err != nil {
-			if len(parts) == 0 {
-				return filepath.Join(root, next), nil // let the caller's stat say why
-			}
-			return "", err
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		links++
-		if links > maxLinks {
-			return "", unix.ELOOP
-		}
-		target, err := os.Readlink(filepath.Join(root, next))
-		if err != nil {
-			return "", err
-		}
-		if filepath.IsAbs(target) {
-			cur = "/"
-		}
-		parts = append(strings.Split(target, "/"), parts...)
-	}
-	return filepath.Join(root, cur), nil
 }

@@ -112,6 +112,7 @@ func main() {
 	reportBlock()
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 		runRequested(string(b))
+		fillRequested(string(b)) // fill.go
 	}
 	out.WriteString("PROBE END\n")
 	finish()
