@@ -89,13 +89,15 @@ func depmod(t *testing.T, tree *Tree, root string) (map[string][]string, func(st
 }
 
 // bootLab are the orders that booted in the boot lab, with squashfs
-// (added to the boards since) where the resolver places it.
+// (added to the boards since) where the resolver places it, and on
+// sabrelite the SPI NOR drivers its environment needs (as nitrogen6x,
+// which boots on the same QEMU machine with them).
 var bootLab = map[string][]string{
 	"qemu-x86_64": {"crc32c_generic", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio", "virtio_pci",
 		"virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
 	"qemu-arm-virt": {"crc32c_generic", "virtio_mmio", "virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
 	"sabrelite": {"crc32c_generic", "gpio_mxc", "imx2_wdt", "sdhci", "cqhci", "sdhci_pltfm", "sdhci_esdhc_imx",
-		"jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
+		"spi_imx", "spi_nor", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
 }
 
 // TestBoardsAgainstModprobe resolves every board's module list against
