@@ -186,6 +186,9 @@ type QEMU struct {
 	SerialArgs []string `json:"serial_args"`
 	// ExtraArgs are added as they are.
 	ExtraArgs []string `json:"extra_args,omitempty"`
+	// KernelArgs are kernel command-line words the emulated machine
+	// needs (after console=), e.g. no_timer_check on x86 under TCG.
+	KernelArgs []string `json:"kernel_args,omitempty"`
 	// Unsupported says why QEMU cannot boot this board; empty when it
 	// can. The boot tests and the benchmark leave such boards out.
 	Unsupported string `json:"unsupported,omitempty"`

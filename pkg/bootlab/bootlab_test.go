@@ -59,7 +59,7 @@ func TestQEMUArgs(t *testing.T) {
 			t.Errorf("%s: binary %q, want %q", name, args[0], b.QEMU.Binary)
 		}
 		i := slices.Index(args, "-append")
-		if i < 0 || args[i+1] != "console="+b.Console+" root=/dev/vda ro" {
+		if i < 0 || args[i+1] != strings.Join(append(append([]string{"console=" + b.Console}, b.QEMU.KernelArgs...), "root=/dev/vda", "ro"), " ") {
 			t.Errorf("%s: -append wrong in %q", name, args)
 		}
 		if slices.Contains(args, "-enable-kvm") || slices.Contains(args, "kvm") {

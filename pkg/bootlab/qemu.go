@@ -110,7 +110,8 @@ func QEMUArgs(s BootSpec) ([]string, error) {
 	if s.Initrd != "" {
 		args = append(args, "-initrd", s.Initrd)
 	}
-	words := append([]string{"console=" + s.Board.Console}, s.Append...)
+	words := append([]string{"console=" + s.Board.Console}, q.KernelArgs...)
+	words = append(words, s.Append...)
 	args = append(args, "-append", strings.Join(words, " "))
 	if s.Disk != "" {
 		// No "," in the path: QEMU would read it as an option separator.
