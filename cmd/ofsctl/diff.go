@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/ofsroot/ofsroot/pkg/bootinit"
+	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/overlaydiff"
 )
@@ -27,16 +27,16 @@ type diffReport struct {
 func layerFlags(fs interface {
 	String(name, value, usage string) *string
 }) (lower, upper *string) {
-	lower = fs.String("lower", bootinit.ReadOnlyLayer, "the lower layer (the real root)")
-	upper = fs.String("upper", bootinit.WritableLayer+"/upper", "the upper layer (the RAM layer's upper folder)")
+	lower = fs.String("lower", bootstatus.ReadOnlyLayer, "the lower layer (the real root)")
+	upper = fs.String("upper", bootstatus.WritableLayer+"/upper", "the upper layer (the RAM layer's upper folder)")
 	return lower, upper
 }
 
 // layerIgnore leaves out the protected root's own layer mount points,
 // which the init makes in the RAM layer at every boot.
 func layerIgnore(lower, upper string) []string {
-	if lower == bootinit.ReadOnlyLayer && upper == bootinit.WritableLayer+"/upper" {
-		return []string{bootinit.ReadOnlyLayer, bootinit.WritableLayer}
+	if lower == bootstatus.ReadOnlyLayer && upper == bootstatus.WritableLayer+"/upper" {
+		return []string{bootstatus.ReadOnlyLayer, bootstatus.WritableLayer}
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/ofsroot/ofsroot/pkg/bootinit"
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/maintenance"
@@ -26,7 +25,7 @@ var maintStdin io.Reader = os.Stdin
 func runMaint(name string) func(args []string, stdout, stderr io.Writer) error {
 	return func(args []string, stdout, stderr io.Writer) error {
 		fs := program.FlagSet(name, "[--root DIR] [--] [COMMAND [ARG...]]", stderr)
-		root := fs.String("root", "", "the real root's mount point (default: "+bootinit.ReadOnlyLayer+" on a protected root, / on a degraded or plain one)")
+		root := fs.String("root", "", "the real root's mount point (default: "+bootstatus.ReadOnlyLayer+" on a protected root, / on a degraded or plain one)")
 		quiet := fs.Bool("quiet", false, "no notes on stderr")
 		if err := cli.ParseInOrder(fs, args); err != nil {
 			return err

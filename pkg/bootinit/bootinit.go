@@ -12,13 +12,10 @@
 // applies (reboot after a delay by default). PID 1 never panics out.
 package bootinit
 
-// Paths inside the initramfs. The layer folders are also where the
-// layers stay visible after the switch, inside the new root.
+// Paths inside the initramfs. The layers are built at
+// bootstatus.ReadOnlyLayer and bootstatus.WritableLayer, which is also
+// where they stay visible after the switch, inside the new root.
 const (
-	ReadOnlyLayer  = "/mnt/root-RO"
-	WritableLayer  = "/mnt/root-RW"
 	NewRoot        = "/newroot"
-	TmpfsName      = "tmpfs-root"
-	OverlayName    = "overlayfs-root"
 	StatusFileName = "status.json"
 )

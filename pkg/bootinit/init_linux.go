@@ -50,7 +50,7 @@ type layout struct {
 	ro, rw, newRoot, run string
 }
 
-var initramfsLayout = layout{ro: ReadOnlyLayer, rw: WritableLayer, newRoot: NewRoot, run: "/run"}
+var initramfsLayout = layout{ro: bootstatus.ReadOnlyLayer, rw: bootstatus.WritableLayer, newRoot: NewRoot, run: "/run"}
 
 // Main runs the init. It never returns: it execs the real init or, when
 // there is nothing to boot, carries out the rescue policy.
@@ -325,7 +325,7 @@ func (b *boot) mountRealRoot(dir string, readOnly bool) Step {
 				b.status.Root.Options = strings.Join(opts, ",")
 				b.status.Root.Mount = "/"
 				if b.cfg.Overlay.Protected() {
-					b.status.Root.Mount = ReadOnlyLayer
+					b.status.Root.Mount = bootstatus.ReadOnlyLayer
 				}
 				return nil
 			}
@@ -352,11 +352,11 @@ func (b *boot) overlaySteps() []Step {
 			}
 			return nil
 		}},
-		{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, TmpfsName, b.paths.rw), Do: func() error {
+		{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, bootstatus.TmpfsName, b.paths.rw), Do: func() error {
 			if err := os.MkdirAll(b.paths.rw, 0o755); err != nil {
 				return err
 			}
-			return mountfs.Mount(TmpfsName, b.paths.rw, "tmpfs", 0, tmpfsData)
+			return mountfs.Mount(bootstatus.TmpfsName, b.paths.rw, "tmpfs", 0, tmpfsData)
 		}},
 		{Name: fmt.Sprintf("mkdir %s %s", upper, work), Do: func() error {
 			if err := os.Mkdir(upper, 0o755); err != nil {
@@ -364,23 +364,23 @@ func (b *boot) overlaySteps() []Step {
 			}
 			return os.Mkdir(work, 0o755)
 		}},
-		{Name: fmt.Sprintf("mount -t overlay -o %s %s %s", ovlData, OverlayName, b.paths.newRoot), Do: func() error {
+		{Name: fmt.Sprintf("mount -t overlay -o %s %s %s", ovlData, bootstatus.OverlayName, b.paths.newRoot), Do: func() error {
 			if !mountfs.KernelHas("overlay") && !b.overlayFromRoot() { // stale_linux.go
 				return fmt.Errorf("the kernel has no overlay filesystem (module overlay missing or failed to load)")
 			}
 			if err := os.MkdirAll(b.paths.newRoot, 0o755); err != nil {
 				return err
 			}
-			if err := mountfs.Mount(OverlayName, b.paths.newRoot, "overlay", 0, ovlData); err != nil {
+			if err := mountfs.Mount(bootstatus.OverlayName, b.paths.newRoot, "overlay", 0, ovlData); err != nil {
 				return err
 			}
 			b.newRoot = b.paths.newRoot
 			b.status.Mode = bootstatus.Protected
-			b.status.RAM = &bootstatus.RAM{Mount: WritableLayer, SizeBytes: size, Percent: b.cfg.Size.Percent, MemTotal: mem}
+			b.status.RAM = &bootstatus.RAM{Mount: bootstatus.WritableLayer, SizeBytes: size, Percent: b.cfg.Size.Percent, MemTotal: mem}
 			if b.cfg.Size.Bytes != 0 {
 				b.status.RAM.Percent = 0
 			}
-			b.status.Overlay = &bootstatus.Overlay{Lower: ReadOnlyLayer, Upper: WritableLayer + "/upper", Work: WritableLayer + "/work"}
+			b.status.Overlay = &bootstatus.Overlay{Lower: bootstatus.ReadOnlyLayer, Upper: bootstatus.WritableLayer + "/upper", Work: bootstatus.WritableLayer + "/work"}
 			return nil
 		}},
 	}
@@ -406,7 +406,7 @@ func (b *boot) degrade(err error) {
 // inside the new root. The folders are made in the overlay, so in RAM.
 func (b *boot) moveLayersSteps() []Step {
 	var steps []Step
-	for _, l := range [][2]string{{b.paths.ro, ReadOnlyLayer}, {b.paths.rw, WritableLayer}} {
+	for _, l := range [][2]string{{b.paths.ro, bootstatus.ReadOnlyLayer}, {b.paths.rw, bootstatus.WritableLayer}} {
 		layer, dst := l[0], filepath.Join(b.paths.newRoot, l[1])
 		steps = append(steps, Step{Name: fmt.Sprintf("mount --move %s %s", layer, dst), Optional: true, Do: func() error {
 			if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -433,7 +433,7 @@ func (b *boot) rewriteFstab() Step {
 		if spec == "" {
 			spec = b.root.Path
 		}
-		out, warns := fstab.Rewrite(orig, fstab.RealRoot{Spec: spec, VfsType: b.fstype, Mount: ReadOnlyLayer, Options: b.status.Root.Options})
+		out, warns := fstab.Rewrite(orig, fstab.RealRoot{Spec: spec, VfsType: b.fstype, Mount: bootstatus.ReadOnlyLayer, Options: b.status.Root.Options})
 		for _, w := range warns {
 			b.log.Warnf("%s", w)
 			b.status.Warnings = append(b.status.Warnings, w)

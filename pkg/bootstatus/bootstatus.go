@@ -18,6 +18,15 @@ import (
 // Path is where the init writes the status on the booted system.
 const Path = "/run/ofsroot/status.json"
 
+// The layout a protected root leaves behind, as the seed's script does:
+// where the layers are mounted and the names their mounts carry.
+const (
+	ReadOnlyLayer = "/mnt/root-RO"   // the real root, read-only
+	WritableLayer = "/mnt/root-RW"   // the RAM layer: upper/ and work/
+	TmpfsName     = "tmpfs-root"     // the RAM layer's mount source
+	OverlayName   = "overlayfs-root" // the overlay's mount source
+)
+
 // Mode says how the root was set up.
 type Mode string
 

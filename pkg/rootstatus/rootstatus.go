@@ -15,7 +15,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/ofsroot/ofsroot/pkg/bootinit"
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/units"
@@ -151,7 +150,7 @@ func Evaluate(in Inputs) (*Report, error) {
 	}
 	r.Kernel = KernelView{RootFSType: root.FSType, RootSource: root.Source, RootOptions: root.Options, RootSuperOptions: root.SuperOptions}
 
-	lowerPath := bootinit.ReadOnlyLayer
+	lowerPath := bootstatus.ReadOnlyLayer
 	if root.FSType == "overlay" {
 		lowers, _ := root.Option("lowerdir")
 		ours := false
