@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/flash"
 )
