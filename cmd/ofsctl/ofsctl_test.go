@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -22,9 +23,29 @@ import (
 
 func ofsctl(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var o, e bytes.Buffer
+	var o, e lockedBuffer
 	code = program.Main(args, &o, &e)
 	return code, o.String(), e.String()
+}
+
+// lockedBuffer is a buffer two writers may share: maint's notes and the
+// goroutine os/exec runs to copy its command's output (a plain buffer
+// loses lines to that race; a terminal or file would not).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func must(t *testing.T, err error) {
@@ -205,7 +226,8 @@ func TestGuard(t *testing.T) {
 			t.Errorf("%d KiB of 1 MiB: exit %d %q %q, want %d %q", c.kib, code, out, errOut, c.code, c.out)
 		}
 	}
-	if code, _, errOut := ofsctl(t, "guard", "--config", dir+"/missing.conf", "--once"); code != 1 || !strings.Contains(errOut, "missing.conf") {
+	// A missing file is a usage error (2), as in every command.
+	if code, _, errOut := ofsctl(t, "guard", "--config", dir+"/missing.conf", "--once"); code != 2 || !strings.Contains(errOut, "missing.conf") {
 		t.Errorf("missing config: exit %d %q", code, errOut)
 	}
 }

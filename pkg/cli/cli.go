@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strings"
 
@@ -43,7 +44,9 @@ type Program struct {
 }
 
 // Main runs the subcommand args[0] and returns the exit code: 0, 1 for a
-// failure, 2 for a usage error, or what the command's ExitCode says.
+// failure, 2 for a usage error or a missing file or folder (an error
+// that wraps fs.ErrNotExist: in every command a path that is not there
+// exits the same way), or what the command's ExitCode says.
 // "--version" (or "version") prints the program's name and version.
 func (p *Program) Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -75,7 +78,7 @@ func (p *Program) Main(args []string, stdout, stderr io.Writer) int {
 		return int(code)
 	}
 	fmt.Fprintf(stderr, "%s %s: %v\n", p.Name, args[0], err)
-	if errors.Is(err, ErrUsage) || p.badFlags {
+	if errors.Is(err, ErrUsage) || p.badFlags || errors.Is(err, fs.ErrNotExist) {
 		return 2
 	}
 	return 1

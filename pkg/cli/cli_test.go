@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -15,6 +16,10 @@ func TestMainExitCodes(t *testing.T) {
 	p.Commands["ok"] = Command{Summary: "works", Run: func([]string, io.Writer, io.Writer) error { return nil }}
 	p.Commands["fail"] = Command{Summary: "fails", Run: func([]string, io.Writer, io.Writer) error { return errors.New("broke") }}
 	p.Commands["misuse"] = Command{Summary: "misused", Run: func([]string, io.Writer, io.Writer) error { return fmt.Errorf("%w: no FILE", ErrUsage) }}
+	p.Commands["missing"] = Command{Summary: "a path not there", Run: func([]string, io.Writer, io.Writer) error {
+		_, err := os.Open("/no/such/file")
+		return fmt.Errorf("reading the input: %w", err)
+	}}
 	p.Commands["code"] = Command{Summary: "exit 3", Run: func([]string, io.Writer, io.Writer) error { return ExitCode(3) }}
 	p.Commands["flags"] = Command{Summary: "has flags", Run: func(args []string, _, stderr io.Writer) error {
 		fs := p.FlagSet("flags", "[--x]", stderr)
@@ -32,6 +37,7 @@ func TestMainExitCodes(t *testing.T) {
 		{[]string{"ok"}, 0, "", ""},
 		{[]string{"fail"}, 1, "", "tool fail: broke"},
 		{[]string{"misuse"}, 2, "", "tool misuse: usage: no FILE"},
+		{[]string{"missing"}, 2, "", "tool missing: reading the input: open /no/such/file: no such file or directory"},
 		{[]string{"code"}, 3, "", ""},
 		{[]string{"nope"}, 2, "", `tool: no command "nope"`},
 		{[]string{"flags", "--help"}, 0, "", "Usage: tool flags [--x]"},
