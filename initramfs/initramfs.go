@@ -277,6 +277,7 @@ func Build(o Options) (*Result, error) {
 		WithoutModules:  res.Omitted,
 	}
 	var order []modload.Entry
+	rootFS := rootFSOnly(mods)
 	for _, m := range mods {
 		data, err := kmod.ReadModule(m.File)
 		if err != nil {
@@ -284,7 +285,7 @@ func Build(o Options) (*Result, error) {
 		}
 		p := path.Join(modDir, kmod.PlainName(m.Path))
 		a.file(p, 0o644, data)
-		order = append(order, modload.Entry{Path: p, Params: params[m.Name]})
+		order = append(order, modload.Entry{Path: p, Params: params[m.Name], RootFS: rootFS[m.Name]})
 		info.Modules = append(info.Modules, BuildModule{Name: m.Name, Path: p, Params: params[m.Name], Reason: m.Reason})
 		res.Modules = append(res.Modules, p)
 		res.ModuleNames = append(res.ModuleNames, m.Name)
