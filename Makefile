@@ -44,9 +44,12 @@ fuzz:
 		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME); \
 	done
 
-## bench: initramfs sizes and init stage times per board (figures, no pass/fail).
+## bench: the initramfs stage (Run /init to the real init) of ofsroot, Debian's
+## initramfs-tools + overlayroot and the bare kernel, interleaved boots
+## (figures, no pass/fail); draws docs/bench-timeline.svg.
+BENCH_BOOTS ?= 10
 bench: setup
-	$(GO) run ./cmd/ofsroot bench
+	$(GO) run ./cmd/ofsroot bench --peers --boots $(BENCH_BOOTS) --svg docs/bench-timeline.svg
 
 ## initramfs: build out/initramfs-$(BOARD).img from the cached Debian kernel.
 initramfs:

@@ -79,6 +79,15 @@ type Options struct {
 	// SourceDateEpoch is the time stamped on every archive entry.
 	SourceDateEpoch int64
 
+	// StripModules removes each module's appended signature and hides
+	// its BTF section (kmod.StripSignature, kmod.StripBTF): the kernel
+	// then neither hashes the whole file nor checks its type information
+	// on every load, but it taints itself (E: unsigned module) and
+	// refuses the modules when signatures are enforced
+	// (module.sig_enforce=1, Secure Boot lockdown). For boards without
+	// Secure Boot only.
+	StripModules bool
+
 	// ModuleParams are parameters for modules, by module name, written
 	// to the module order file.
 	ModuleParams map[string]string
@@ -282,6 +291,11 @@ func Build(o Options) (*Result, error) {
 		data, err := kmod.ReadModule(m.File)
 		if err != nil {
 			return nil, err
+		}
+		if o.StripModules {
+			if data, err = stripModule(data); err != nil {
+				return nil, fmt.Errorf("%s: %w", m.File, err)
+			}
 		}
 		p := path.Join(modDir, kmod.PlainName(m.Path))
 		a.file(p, 0o644, data)

@@ -73,3 +73,13 @@ func rootFSOnly(mods []kmod.Module) map[string][]string {
 	}
 	return tags
 }
+
+// stripModule is Options.StripModules for one module file.
+func stripModule(data []byte) ([]byte, error) {
+	data, _, err := kmod.StripSignature(data)
+	if err != nil {
+		return nil, err
+	}
+	data, _, err = kmod.StripBTF(data)
+	return data, err
+}

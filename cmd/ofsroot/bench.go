@@ -44,6 +44,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	initcall := fs.Bool("initcall-debug", false, "boot with initcall_debug to split module time into the kernel's init/probe and the loading (slows every variant)")
 	svg := fs.String("svg", "", "write the timeline of the median boots to this SVG file")
 	compression := fs.String("compression", "", "ofsroot's initramfs compression (default: the builder's)")
+	variants := fs.String("variants", "", "more builds of ofsroot to boot, comma-separated: strip (--strip-modules), async (async_probe=1 for every module), gzip, xz, zstd (that compression)")
 	var extra extraFlag
 	fs.Var(&extra, "extra", "another initramfs to boot, NAME=FILE (e.g. an older ofsroot build); repeatable; it gets ofsroot's command line")
 	keep := fs.Bool("keep", false, "keep the work folder (console logs)")
@@ -97,7 +98,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		*boots, strings.Join(common, " "))
 	for _, b := range list {
 		bw := filepath.Join(work, b.Name)
-		bench, err := prepareBench(b, cache, bw, *peers, *compression, extras, stderr)
+		bench, err := prepareBench(b, cache, bw, *peers, *compression, *variants, extras, stderr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.Name, err)
 		}
@@ -127,7 +128,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 }
 
 // prepareBench builds the marker root and the variants for board b.
-func prepareBench(b board.Board, cache, work string, peers bool, compression string, extras []bootbench.Variant, progress io.Writer) (*bootbench.Bench, error) {
+func prepareBench(b board.Board, cache, work string, peers bool, compression, variants string, extras []bootbench.Variant, progress io.Writer) (*bootbench.Bench, error) {
 	fmt.Fprintf(progress, "bench: preparing %s\n", b.Name)
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
@@ -153,6 +154,30 @@ func prepareBench(b board.Board, cache, work string, peers bool, compression str
 		return nil, fmt.Errorf("ofsroot's initramfs: %w", err)
 	}
 	bench.Variants = append(bench.Variants, bootbench.Variant{Name: "ofsroot", Initrd: out, Append: ofsArgs, Compressed: res.CompressedBytes, Unpacked: res.UncompressedBytes})
+	for _, v := range strings.Split(variants, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		o := initramfs.Options{Board: b, Kernel: k.Dir, Output: filepath.Join(work, "ofsroot-"+v+".cpio"), Compression: compression, SourceDateEpoch: bootlab.SourceDateEpoch}
+		switch v {
+		case "strip":
+			o.StripModules = true
+		case "async":
+			o.ModuleParams = map[string]string{}
+			for _, m := range b.Modules {
+				o.ModuleParams[m] = "async_probe=1"
+			}
+		case "gzip", "xz", "zstd":
+			o.Compression = v
+		default:
+			return nil, fmt.Errorf("%w: --variants %s: want strip, async, gzip, xz or zstd", errUsage, v)
+		}
+		res, err := initramfs.Build(o)
+		if err != nil {
+			return nil, fmt.Errorf("ofsroot's initramfs (%s): %w", v, err)
+		}
+		bench.Variants = append(bench.Variants, bootbench.Variant{Name: "ofsroot " + v, Initrd: o.Output, Append: ofsArgs, Compressed: res.CompressedBytes, Unpacked: res.UncompressedBytes})
+	}
 	for _, e := range extras {
 		e.Append = ofsArgs
 		bench.Variants = append(bench.Variants, e)

@@ -46,6 +46,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	bf := addBuildFlags(fs, "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "), "initramfs `FILE` to write (replaced atomically)")
 	shell := fs.String("shell", "", "a static shell `FILE` for the board (e.g. bin/busybox of Debian's busybox-static) put at /bin/sh, so that ofs-rescue=shell has a shell")
 	apparmor := fs.Bool("apparmor", false, "carry the firmware sandbox's AppArmor profile, compiled with this host's apparmor_parser, for overlayfs=sandbox")
+	strip := fs.Bool("strip-modules", false, "strip the modules' signatures and BTF type information: faster loads, but the kernel taints itself (E, unsigned module) and refuses them under module.sig_enforce or Secure Boot lockdown; for boards without Secure Boot")
 	var without initramfsList
 	fs.Var(&without, "without-module", "leave module `NAME` out (repeatable), e.g. overlay to test the fail-closed path")
 	b, epoch, err := bf.parse(fs, args, "initramfs", initramfsSynopsis)
@@ -67,6 +68,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		Shell:           *shell,
 		SandboxAppArmor: *apparmor,
 		WithoutModules:  without,
+		StripModules:    *strip,
 		SourceDateEpoch: epoch,
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(stderr, "ofsroot initramfs: "+format+"\n", args...)

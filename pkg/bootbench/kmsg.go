@@ -100,6 +100,9 @@ type Boot struct {
 	Initcalls map[string]float64
 	// ModuleStep is the time of ofsroot's module step, 0 if none.
 	ModuleStep float64
+	// Unpack is the kernel's time to unpack the initramfs ("Trying to
+	// unpack rootfs image" to "Freeing initrd memory"), 0 if unseen.
+	Unpack float64
 }
 
 // Stage is the initramfs's share: "Run /init" to the real init.
@@ -117,7 +120,14 @@ var (
 func Analyze(c *Console) (Boot, error) {
 	var b Boot
 	var haveRun, haveMark bool
+	unpackFrom := -1.0
 	for _, r := range c.Records {
+		switch {
+		case strings.HasPrefix(r.Msg, "Trying to unpack rootfs image as initramfs"):
+			unpackFrom = r.T
+		case strings.HasPrefix(r.Msg, "Freeing initrd memory") && unpackFrom >= 0:
+			b.Unpack = r.T - unpackFrom
+		}
 		if m := runInit.FindStringSubmatch(r.Msg); m != nil && !haveRun {
 			b.RunInit, haveRun = r.T, true
 		}

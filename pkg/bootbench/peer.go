@@ -163,6 +163,9 @@ func PeerInitramfs(chroot string, k bootlab.Kernel, modules, out string) error {
 	modDir := filepath.Join(chroot, "lib/modules", k.Version)
 	if _, err := os.Stat(filepath.Join(modDir, "modules.dep")); err != nil {
 		os.RemoveAll(modDir)
+		if err := os.MkdirAll(filepath.Dir(modDir), 0o755); err != nil {
+			return err
+		}
 		if o, err := exec.Command("cp", "-a", filepath.Join(k.Dir, "lib/modules", k.Version), modDir).CombinedOutput(); err != nil {
 			return fmt.Errorf("copying the modules into the chroot: %v: %s", err, o)
 		}

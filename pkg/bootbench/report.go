@@ -43,9 +43,18 @@ func WriteTable(w io.Writer, results []*Result, ref string) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "variant\tinitramfs\tunpacked\tstage (median)\tmin–max\t× %s\tboots\t\n", ref)
+	fmt.Fprintf(tw, "variant\tinitramfs\tunpacked\tkernel unpack\tstage (median)\tmin–max\t× %s\tboots\t\n", ref)
 	for _, r := range results {
-		med, rng, ratio := "-", "-", "-"
+		med, rng, ratio, unpack := "-", "-", "-", "-"
+		var ups []float64
+		for _, b := range r.Boots {
+			if b.Unpack > 0 {
+				ups = append(ups, b.Unpack)
+			}
+		}
+		if len(ups) > 0 {
+			unpack = fmt.Sprintf("%.3f s", bootlab.Median(ups))
+		}
 		if len(r.Boots) > 0 {
 			m := bootlab.Median(r.Stages())
 			lo, hi := bootlab.MinMax(r.Stages())
@@ -54,9 +63,9 @@ func WriteTable(w io.Writer, results []*Result, ref string) {
 				ratio = fmt.Sprintf("%.2f", m/refMed)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t\n", r.Variant.Name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t\n", r.Variant.Name,
 			units.Bytes(uint64(r.Variant.Compressed)), units.Bytes(uint64(r.Variant.Unpacked)),
-			med, rng, ratio, len(r.Boots), len(r.Boots)+len(r.Failures))
+			unpack, med, rng, ratio, len(r.Boots), len(r.Boots)+len(r.Failures))
 	}
 	tw.Flush()
 }

@@ -24,23 +24,6 @@ type moduleState struct {
 	haveUevents bool
 }
 
-// asyncProbe is the module parameter, known to the kernel for every
-// module, that lets a driver probe its devices in the background: the
-// load returns without the kernel's wait for all asynchronous work
-// (async_synchronize_full), so the next module loads while the disk
-// driver is still probing. The root search waits for the device anyway.
-const asyncProbe = "async_probe=1"
-
-// withAsyncProbe adds asyncProbe to params unless they set async_probe.
-func withAsyncProbe(params string) string {
-	for _, f := range strings.Fields(params) {
-		if f == "async_probe" || strings.HasPrefix(f, "async_probe=") {
-			return params
-		}
-	}
-	return strings.TrimSpace(params + " " + asyncProbe)
-}
-
 // readModuleOrder reads the order file; none means no modules.
 func (b *boot) readModuleOrder() error {
 	b.mods.loaded = map[string]bool{}
@@ -70,7 +53,7 @@ func (b *boot) loadEntries(want func(modload.Entry) bool) error {
 		tried++
 		name := e.Name()
 		t0 := monotonic()
-		err := modload.Load(e.Path, withAsyncProbe(e.Params))
+		err := modload.Load(e.Path, e.Params)
 		took := (monotonic() - t0).Seconds()
 		var result string
 		switch {
