@@ -78,7 +78,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("--extra %s: %w", name, err)
 		}
-		extras = append(extras, bootbench.Variant{Name: name, Initrd: file, Compressed: st.Size()})
+		unpacked, err := bootbench.UnpackedSize(file)
+		if err != nil {
+			return fmt.Errorf("--extra %s: %w", name, err)
+		}
+		extras = append(extras, bootbench.Variant{Name: name, Initrd: file, Compressed: st.Size(), Unpacked: unpacked})
 	}
 	cache, work, done, err := labFolders("bench", *keep, stderr)
 	if err != nil {

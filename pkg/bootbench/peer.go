@@ -158,7 +158,7 @@ var PeerModules = []string{"most", "dep"}
 // for a VM would.
 //
 // Side effects: writes in the chroot; runs mkinitramfs in it, in a
-// private mount namespace with /proc and /sys mounted.
+// private mount namespace with /proc, /sys and /dev mounted.
 func PeerInitramfs(chroot string, k bootlab.Kernel, modules, out string) error {
 	modDir := filepath.Join(chroot, "lib/modules", k.Version)
 	if _, err := os.Stat(filepath.Join(modDir, "modules.dep")); err != nil {
@@ -198,7 +198,10 @@ mkinitramfs -c zstd -d /etc/initramfs-tools -o %s %s
 	if err := os.WriteFile(conf, []byte("MODULES="+modules+"\n"), 0o644); err != nil {
 		return err
 	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "chroot", chroot, "/bin/sh", "-c", script)
+	// The chroot is bind-mounted on itself so that it is a mount point:
+	// MODULES=dep looks "/" up in /proc/mounts.
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+		`mount --bind "$1" "$1" && exec chroot "$1" /bin/sh -c "$2"`, "sh", chroot, script)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
 	if o, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("mkinitramfs MODULES=%s in %s: %v\n%s", modules, chroot, err, tail(string(o), 20))

@@ -119,9 +119,20 @@ func (b *boot) openUevents() {
 	b.mods.uevents, b.mods.haveUevents = fd, true
 }
 
-// waitDevice waits until the kernel reports a device event or d passes,
-// whichever is first, and drains the events.
+// waitDevice is the root search's pause while the root device has not
+// appeared. The time is not wasted when a filesystem module is still to
+// be loaded (an SD card takes a while to be detected after its host
+// driver loads): it loads the next one instead, in order, so the likely
+// root's (ext4's) come first. Otherwise it waits until the kernel
+// reports a device event or d passes, whichever is first.
 func (b *boot) waitDevice(d time.Duration) {
+	for _, e := range b.mods.entries {
+		if !b.mods.loaded[e.Path] {
+			b.log.Infof("while waiting for the root: modprobe %s", e.Name())
+			b.loadEntries(func(x modload.Entry) bool { return x.Path == e.Path })
+			return
+		}
+	}
 	fd := b.mods.uevents
 	if !b.mods.haveUevents {
 		time.Sleep(d)
