@@ -45,13 +45,13 @@ func TestParseOrder(t *testing.T) {
 func TestFormatOrderRoundTrip(t *testing.T) {
 	entries := []Entry{
 		{Path: "/lib/modules/6.1.0-50-amd64/kernel/crypto/crc32c_generic.ko", Params: ""},
-		{Path: "/lib/modules/6.1.0-50-amd64/kernel/fs/ext4/ext4.ko", Params: " debug=1 "},
+		{Path: "/lib/modules/6.1.0-50-amd64/kernel/fs/ext4/ext4.ko", Params: " debug=1 ", RootFS: []string{"ext4", "ext3"}},
 	}
 	var b bytes.Buffer
 	if err := FormatOrder(&b, entries); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), "# ") || !strings.HasSuffix(b.String(), "ext4.ko debug=1\n") {
+	if !strings.HasPrefix(b.String(), "# ") || !strings.HasSuffix(b.String(), "\nrootfs=ext4,ext3 /lib/modules/6.1.0-50-amd64/kernel/fs/ext4/ext4.ko debug=1\n") {
 		t.Errorf("formatted:\n%s", b.String())
 	}
 	got, err := ParseOrder(&b)
@@ -62,9 +62,26 @@ func TestFormatOrderRoundTrip(t *testing.T) {
 	if got[1].Name() != "ext4" || got[0].Name() != "crc32c_generic" {
 		t.Errorf("names %q %q", got[0].Name(), got[1].Name())
 	}
-	for _, bad := range []Entry{{Path: "kernel/x.ko", Params: ""}, {Path: "/a b.ko", Params: ""}, {Path: "/a.ko", Params: "x=1\ny=2"}} {
+	for _, bad := range []Entry{{Path: "/a.ko", RootFS: []string{"ext4,ext3"}}, {Path: "/a.ko", RootFS: []string{""}}, {Path: "kernel/x.ko", Params: ""}, {Path: "/a b.ko", Params: ""}, {Path: "/a.ko", Params: "x=1\ny=2"}} {
 		if err := FormatOrder(&bytes.Buffer{}, []Entry{bad}); err == nil {
 			t.Errorf("FormatOrder(%q) accepted", bad)
+		}
+	}
+}
+
+func TestWantedFor(t *testing.T) {
+	always := Entry{Path: "/m/virtio_blk.ko"}
+	ext := Entry{Path: "/m/ext4.ko", RootFS: []string{"ext4", "ext3", "ext2"}}
+	for _, tc := range []struct {
+		e      Entry
+		fstype string
+		want   bool
+	}{
+		{always, "ext4", true}, {always, "", true},
+		{ext, "ext3", true}, {ext, "squashfs", false}, {ext, "", true},
+	} {
+		if got := tc.e.WantedFor(tc.fstype); got != tc.want {
+			t.Errorf("%v.WantedFor(%q) = %v", tc.e, tc.fstype, got)
 		}
 	}
 }

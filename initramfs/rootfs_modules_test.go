@@ -1,0 +1,43 @@
+package initramfs
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/ofsroot/ofsroot/pkg/kmod"
+)
+
+func mod(name, reason string, deps ...string) kmod.Module {
+	return kmod.Module{Name: name, Reason: reason, Info: &kmod.ModInfo{Name: name, Depends: deps}}
+}
+
+// TestRootFSOnly: a filesystem module and what only it needs wait for
+// the root's superblock; a module another module also needs, or one the
+// board asked for, does not.
+func TestRootFSOnly(t *testing.T) {
+	mods := []kmod.Module{
+		mod("crc32c_generic", "requested"),
+		mod("virtio_ring", "needed by virtio_blk"),
+		mod("virtio_blk", "requested", "virtio_ring"),
+		mod("jbd2", "needed by ext4"),
+		mod("mbcache", "needed by ext4"),
+		mod("crc16", "needed by ext4"),
+		mod("ext4", "requested", "jbd2", "mbcache", "crc16"),
+		mod("zlib_inflate", "needed by squashfs"),
+		mod("squashfs", "requested", "zlib_inflate"),
+		mod("shared", "needed by btrfs"),
+		mod("btrfs", "requested", "shared"),
+		mod("fuse_thing", "requested", "shared"), // not a filesystem module: keeps "shared" always
+		mod("overlay", "requested"),
+	}
+	got := rootFSOnly(mods)
+	want := map[string][]string{
+		"jbd2": {"ext2", "ext3", "ext4"}, "mbcache": {"ext2", "ext3", "ext4"}, "crc16": {"ext2", "ext3", "ext4"},
+		"ext4":         {"ext4", "ext3", "ext2"},
+		"zlib_inflate": {"squashfs"}, "squashfs": {"squashfs"},
+		"btrfs": {"btrfs"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
