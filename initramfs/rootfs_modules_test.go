@@ -1,6 +1,9 @@
 package initramfs
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -39,5 +42,39 @@ func TestRootFSOnly(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+// TestRootFSLinesAndStrip builds the x86 image: the order file marks the
+// ext4 group rootfs= and squashfs too; with StripModules the modules
+// carry no signature and no .BTF section, and the image is smaller.
+func TestRootFSLinesAndStrip(t *testing.T) {
+	dir := kernelDir(t, "amd64")
+	b := lookup(t, "qemu-x86_64")
+	init := standin(t, "amd64")
+	build := func(strip bool) (*Result, []byte) {
+		out := filepath.Join(t.TempDir(), "initrd")
+		res, err := Build(Options{Board: b, Kernel: dir, Output: out, InitBinary: init, Compression: "none", StripModules: strip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(out)
+		return res, data
+	}
+	plain, data := build(false)
+	for _, want := range []string{"\nrootfs=ext2,ext3,ext4 /lib/modules/", "/jbd2.ko\n", "\nrootfs=ext4,ext3,ext2 /lib/modules/", "\nrootfs=squashfs /lib/modules/", "\n/lib/modules/" + plain.KernelVersion + "/kernel/fs/overlayfs/overlay.ko\n"} {
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("modules.order lacks %q", want)
+		}
+	}
+	if !bytes.Contains(data, []byte(kmod.SignatureMagic)) {
+		t.Error("the plain image has no signed module")
+	}
+	stripped, data := build(true)
+	if bytes.Contains(data, []byte(kmod.SignatureMagic)) {
+		t.Error("a signature is left")
+	}
+	if stripped.ModuleBytes >= plain.ModuleBytes {
+		t.Errorf("module bytes %d stripped, %d not", stripped.ModuleBytes, plain.ModuleBytes)
 	}
 }
