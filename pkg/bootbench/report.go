@@ -151,7 +151,9 @@ type Row struct {
 	Spans []Span
 }
 
-var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"}
+// palette is Tableau 20: twenty colours apart enough for a legend.
+var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+	"#a0cbe8", "#ffbe7d", "#8cd17d", "#ff9d9a", "#86bcb6", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e"}
 
 // Plot draws the rows as an SVG timeline in the manner of
 // systemd-analyze plot: a row per variant, a bar per step, the time axis
