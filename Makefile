@@ -49,9 +49,15 @@ fuzz:
 		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME); \
 	done
 
-## bench: initramfs sizes and init stage times per board (figures, no pass/fail).
+## bench: the initramfs stage (Run /init to the real init) of ofsroot, Debian's
+## initramfs-tools + overlayroot and the bare kernel, interleaved boots
+## (figures, no pass/fail); draws docs/bench-BOARD.svg. BENCH_FLAGS adds
+## e.g. --variants strip or --extra "before=OLD.img".
+BENCH_BOOTS ?= 10
+BENCH_FLAGS ?=
 bench: setup
-	$(GO) run ./cmd/ofsroot bench
+	$(GO) run ./cmd/ofsroot bench --boards qemu-x86_64 --peers --boots $(BENCH_BOOTS) $(BENCH_FLAGS) --svg docs/bench-qemu-x86_64.svg
+	$(GO) run ./cmd/ofsroot bench --boards sabrelite --boots $(BENCH_BOOTS) $(BENCH_FLAGS) --svg docs/bench-sabrelite.svg
 
 ## initramfs: build out/initramfs-$(BOARD).img from the cached Debian kernel.
 initramfs:

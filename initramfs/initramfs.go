@@ -88,6 +88,15 @@ type Options struct {
 	// SourceDateEpoch is the time stamped on every archive entry.
 	SourceDateEpoch int64
 
+	// StripModules removes each module's appended signature and hides
+	// its BTF section (kmod.StripSignature, kmod.StripBTF): the kernel
+	// then neither hashes the whole file nor checks its type information
+	// on every load, but it taints itself (E: unsigned module) and
+	// refuses the modules when signatures are enforced
+	// (module.sig_enforce=1, Secure Boot lockdown). For boards without
+	// Secure Boot only.
+	StripModules bool
+
 	// ModuleParams are parameters for modules, by module name, written
 	// to the module order file.
 	ModuleParams map[string]string
@@ -286,14 +295,20 @@ func Build(o Options) (*Result, error) {
 		WithoutModules:  res.Omitted,
 	}
 	var order []modload.Entry
+	rootFS := rootFSOnly(mods)
 	for _, m := range mods {
 		data, err := kmod.ReadModule(m.File)
 		if err != nil {
 			return nil, err
 		}
+		if o.StripModules {
+			if data, err = stripModule(data); err != nil {
+				return nil, fmt.Errorf("%s: %w", m.File, err)
+			}
+		}
 		p := path.Join(modDir, kmod.PlainName(m.Path))
 		a.file(p, 0o644, data)
-		order = append(order, modload.Entry{Path: p, Params: params[m.Name]})
+		order = append(order, modload.Entry{Path: p, Params: params[m.Name], RootFS: rootFS[m.Name]})
 		info.Modules = append(info.Modules, BuildModule{Name: m.Name, Path: p, Params: params[m.Name], Reason: m.Reason})
 		res.Modules = append(res.Modules, p)
 		res.ModuleNames = append(res.ModuleNames, m.Name)

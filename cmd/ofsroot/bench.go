@@ -1,10 +1,6 @@
 package main
 
 import (
-	"github.com/ofsroot/ofsroot/pkg/units"
-
-	"github.com/ofsroot/ofsroot/pkg/cli"
-
 	"context"
 	"fmt"
 	"io"
@@ -13,41 +9,44 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"text/tabwriter"
+	"time"
 
 	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/initramfs"
+	"github.com/ofsroot/ofsroot/pkg/bootbench"
 	"github.com/ofsroot/ofsroot/pkg/bootlab"
+	"github.com/ofsroot/ofsroot/pkg/cli"
 )
 
 func init() {
 	program.Commands["bench"] = cli.Command{
-		Summary: "measure the initramfs size and the init's boot time per board in QEMU",
+		Summary: "time the initramfs stage (Run /init to the real init) against its peers in QEMU",
 		Run:     runBench,
 	}
 }
 
-// benchResult is one board's measurements.
-type benchResult struct {
-	board        string
-	compressed   int64
-	uncompressed int64
-	totals       []float64            // init start to real init start, per boot
-	kernel       []float64            // kernel start to init start
-	steps        map[string][]float64 // per step name
-	stepOrder    []string
-	failures     int
-}
+// extraFlag collects --extra NAME=INITRAMFS[:WORDS] values.
+type extraFlag []string
 
-// runBench boots each board N times with the protected root and reports
-// the initramfs size and the time from the init's first instruction to
-// the real init's, with the split over the init's steps. Timings are
-// guest clock under TCG emulation: compare them with each other, not with
-// hardware. No pass or fail.
+func (e *extraFlag) String() string     { return strings.Join(*e, " ") }
+func (e *extraFlag) Set(v string) error { *e = append(*e, v); return nil }
+
+// runBench boots, per board, ofsroot's initramfs, a kernel-only floor
+// and (with --peers, on amd64) Debian's initramfs-tools + overlayroot,
+// interleaved, on one marker root, and prints the stage times. Timings
+// are guest clock under TCG: compare them with each other, within one
+// run. No pass or fail.
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := program.FlagSet("bench", "[--boards a,b] [--boots N]", stderr)
-	boards := fs.String("boards", strings.Join(board.Emulated(), ","), "comma-separated boards")
-	boots := fs.Int("boots", 5, "boots per board")
+	fs := program.FlagSet("bench", "[--boards a,b] [--boots N] [--peers] [--initcall-debug] [--svg FILE] [--extra NAME=INITRAMFS]", stderr)
+	boards := fs.String("boards", "qemu-x86_64,sabrelite", "comma-separated boards")
+	boots := fs.Int("boots", 5, "boots per variant (interleaved)")
+	peers := fs.Bool("peers", false, "also build and boot Debian's initramfs-tools + overlayroot, MODULES=most and dep (amd64 boards; a debootstrap chroot cached in the cache folder)")
+	initcall := fs.Bool("initcall-debug", false, "boot with initcall_debug to split module time into the kernel's init/probe and the loading (slows every variant)")
+	svg := fs.String("svg", "", "write the timeline of the median boots to this SVG file")
+	compression := fs.String("compression", "", "ofsroot's initramfs compression (default: the builder's)")
+	variants := fs.String("variants", "", "more builds of ofsroot to boot, comma-separated: strip (--strip-modules), async (async_probe=1 for every module), gzip, xz, zstd (that compression)")
+	var extra extraFlag
+	fs.Var(&extra, "extra", "another initramfs to boot, NAME=FILE (e.g. an older ofsroot build); repeatable; it gets ofsroot's command line")
 	keep := fs.Bool("keep", false, "keep the work folder (console logs)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -69,6 +68,22 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		list = append(list, b)
 	}
+	var extras []bootbench.Variant
+	for _, e := range extra {
+		name, file, ok := strings.Cut(e, "=")
+		if !ok || name == "" || file == "" {
+			return fmt.Errorf("%w: --extra %q: want NAME=FILE", errUsage, e)
+		}
+		st, err := os.Stat(file)
+		if err != nil {
+			return fmt.Errorf("--extra %s: %w", name, err)
+		}
+		unpacked, err := bootbench.UnpackedSize(file)
+		if err != nil {
+			return fmt.Errorf("--extra %s: %w", name, err)
+		}
+		extras = append(extras, bootbench.Variant{Name: name, Initrd: file, Compressed: st.Size(), Unpacked: unpacked})
+	}
 	cache, work, done, err := labFolders("bench", *keep, stderr)
 	if err != nil {
 		return err
@@ -77,113 +92,132 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var results []*benchResult
+	common := []string{"quiet"}
+	if *initcall {
+		common = append(common, "initcall_debug")
+	}
+	var rows []bootbench.Row
+	load0 := bootbench.LoadAvg()
+	fmt.Fprintf(stdout, "ofsroot bench: %d interleaved boots per variant, QEMU TCG -smp 1, kernel command line %q + root= + the variant's words; stage = kernel's \"Run /init\" → the real init's first kmsg record (a static marker)\n",
+		*boots, strings.Join(common, " "))
 	for _, b := range list {
-		r, err := benchBoard(ctx, b, cache, filepath.Join(work, b.Name), *boots, stderr)
+		bw := filepath.Join(work, b.Name)
+		bench, err := prepareBench(b, cache, bw, *peers, *compression, *variants, extras, stderr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.Name, err)
 		}
-		results = append(results, r)
+		bench.Common = common
+		res, err := bench.Run(ctx, *boots, stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\n%s (kernel %s), host load average %s:\n", b.Name, bench.Kernel.Version, bootbench.LoadAvg())
+		bootbench.WriteTable(stdout, res, "ofsroot")
+		bootbench.WriteSpans(stdout, res)
+		for _, r := range res {
+			if len(r.Boots) > 0 {
+				rows = append(rows, bootbench.Row{Name: b.Name + ": " + r.Variant.Name, Spans: bootbench.MedianSpans(r.Boots)})
+			}
+		}
 	}
-	printBench(stdout, results, *boots)
+	fmt.Fprintf(stdout, "\nhost load average (1, 5, 15 min): %s at the start, %s at the end\n", load0, bootbench.LoadAvg())
+	if *svg != "" {
+		title := fmt.Sprintf("Run /init → real init, median of %d boots (QEMU TCG, %s)", *boots, time.Now().UTC().Format("2006-01-02"))
+		if err := os.WriteFile(*svg, []byte(bootbench.Plot(title, rows)), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "timeline: %s\n", *svg)
+	}
 	return nil
 }
 
-func benchBoard(ctx context.Context, b board.Board, cache, work string, boots int, progress io.Writer) (*benchResult, error) {
+// prepareBench builds the marker root and the variants for board b.
+func prepareBench(b board.Board, cache, work string, peers bool, compression, variants string, extras []bootbench.Variant, progress io.Writer) (*bootbench.Bench, error) {
 	fmt.Fprintf(progress, "bench: preparing %s\n", b.Name)
-	s, err := bootlab.NewSetup(b, cache, work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	k, err := bootlab.FetchKernel(cache, b)
 	if err != nil {
 		return nil, err
 	}
-	initrd, res, err := s.Initramfs(initramfs.Options{})
+	marker := filepath.Join(work, "marker")
+	if err := bootbench.BuildMarker(b, marker); err != nil {
+		return nil, err
+	}
+	img, root, err := bootbench.MarkerRoot(b, marker, work)
 	if err != nil {
 		return nil, err
 	}
-	r := &benchResult{board: b.Name, compressed: res.CompressedBytes, uncompressed: res.UncompressedBytes, steps: map[string][]float64{}}
-	img, root := s.DefaultRoot()
-	for i := 1; i <= boots; i++ {
-		run, err := s.Run(ctx, bootlab.RunSpec{
-			Initrd: initrd,
-			Image:  img,
-			Append: []string{root, "overlayfs=yes", "ofs-size=20"},
-			Dir:    filepath.Join(work, fmt.Sprintf("boot-%d", i)),
-		})
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err != nil {
-			r.failures++
-			fmt.Fprintf(progress, "bench: %s boot %d/%d failed: %v\n", b.Name, i, boots, err)
+	bench := &bootbench.Bench{Board: b, Kernel: k, Image: img, Root: root, Work: work, Timeout: bootlab.DefaultTimeout(b)}
+	ofsArgs := []string{"overlayfs=yes", "ofs-size=20"}
+
+	out := filepath.Join(work, "ofsroot.cpio")
+	res, err := initramfs.Build(initramfs.Options{Board: b, Kernel: k.Dir, Output: out, Compression: compression, SourceDateEpoch: bootlab.SourceDateEpoch})
+	if err != nil {
+		return nil, fmt.Errorf("ofsroot's initramfs: %w", err)
+	}
+	bench.Variants = append(bench.Variants, bootbench.Variant{Name: "ofsroot", Initrd: out, Append: ofsArgs, Compressed: res.CompressedBytes, Unpacked: res.UncompressedBytes})
+	for _, v := range strings.Split(variants, ",") {
+		if v = strings.TrimSpace(v); v == "" {
 			continue
 		}
-		t, err := bootlab.TimingOf(run)
-		if err != nil {
-			r.failures++
-			fmt.Fprintf(progress, "bench: %s boot %d/%d: %v (console in %s)\n", b.Name, i, boots, err, run.Console.Log)
-			continue
-		}
-		r.totals = append(r.totals, t.Total())
-		r.kernel = append(r.kernel, t.InitStart)
-		for _, st := range t.Steps {
-			if _, seen := r.steps[st.Name]; !seen {
-				r.stepOrder = append(r.stepOrder, st.Name)
+		o := initramfs.Options{Board: b, Kernel: k.Dir, Output: filepath.Join(work, "ofsroot-"+v+".cpio"), Compression: compression, SourceDateEpoch: bootlab.SourceDateEpoch}
+		switch v {
+		case "strip":
+			o.StripModules = true
+		case "async":
+			o.ModuleParams = map[string]string{}
+			for _, m := range b.Modules {
+				o.ModuleParams[m] = "async_probe=1"
 			}
-			r.steps[st.Name] = append(r.steps[st.Name], st.Seconds)
+		case "gzip", "xz", "zstd":
+			o.Compression = v
+		default:
+			return nil, fmt.Errorf("%w: --variants %s: want strip, async, gzip, xz or zstd", errUsage, v)
 		}
-		if t.Handover > 0 {
-			const name = "(exec of the real init: hand-over to probe start)"
-			if _, seen := r.steps[name]; !seen {
-				r.stepOrder = append(r.stepOrder, name)
+		res, err := initramfs.Build(o)
+		if err != nil {
+			return nil, fmt.Errorf("ofsroot's initramfs (%s): %w", v, err)
+		}
+		bench.Variants = append(bench.Variants, bootbench.Variant{Name: "ofsroot " + v, Initrd: o.Output, Append: ofsArgs, Compressed: res.CompressedBytes, Unpacked: res.UncompressedBytes})
+	}
+	for _, e := range extras {
+		e.Append = ofsArgs
+		bench.Variants = append(bench.Variants, e)
+	}
+	if peers && b.DebianArch == "amd64" {
+		chroot, err := bootbench.PeerChroot(cache, b.DebianArch)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range bootbench.PeerModules {
+			p := filepath.Join(cache, "ofsbench", fmt.Sprintf("initramfs-tools-%s-%s.img", k.Version, m))
+			if _, err := os.Stat(p); err != nil {
+				fmt.Fprintf(progress, "bench: building Debian's initramfs, MODULES=%s\n", m)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				if err := bootbench.PeerInitramfs(chroot, k, m, p+".tmp"); err != nil {
+					return nil, err
+				}
+				if err := os.Rename(p+".tmp", p); err != nil {
+					return nil, err
+				}
 			}
-			r.steps[name] = append(r.steps[name], t.Probe-t.Handover)
-		}
-		fmt.Fprintf(progress, "bench: %s boot %d/%d: %.3f s from init start to real init (QEMU %.1f s wall)\n",
-			b.Name, i, boots, t.Total(), run.Console.Duration.Seconds())
-	}
-	return r, nil
-}
-
-func printBench(w io.Writer, results []*benchResult, boots int) {
-	fmt.Fprintf(w, "\nofsroot bench: %d boots per board, overlayfs=yes ofs-size=20, QEMU TCG (guest monotonic clock)\n\n", boots)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "board\tinitramfs\tunpacked\tkernel→init\tinit→real init (median)\tmin–max\tok\t")
-	for _, r := range results {
-		med, lo, hi := "-", "-", "-"
-		if len(r.totals) > 0 {
-			l, h := bootlab.MinMax(r.totals)
-			med, lo, hi = secs(bootlab.Median(r.totals)), secs(l), secs(h)
-		}
-		kern := "-"
-		if len(r.kernel) > 0 {
-			kern = secs(bootlab.Median(r.kernel))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s–%s\t%d/%d\t\n", r.board,
-			units.Bytes(uint64(r.compressed)), units.Bytes(uint64(r.uncompressed)),
-			kern, med, lo, hi, len(r.totals), len(r.totals)+r.failures)
-	}
-	tw.Flush()
-	for _, r := range results {
-		if len(r.stepOrder) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\n%s: median seconds per init step\n", r.board)
-		var sum float64
-		for _, name := range r.stepOrder {
-			m := bootlab.Median(r.steps[name])
-			sum += m
-			fmt.Fprintf(w, "  %8.3f  %s\n", m, shorten(name, 100))
-		}
-		if len(r.totals) > 0 {
-			fmt.Fprintf(w, "  %8.3f  (not in any step: start-up, logging, status file)\n", bootlab.Median(r.totals)-sum)
+			st, err := os.Stat(p)
+			if err != nil {
+				return nil, err
+			}
+			unpacked, _ := bootbench.UnpackedSize(p)
+			bench.Variants = append(bench.Variants, bootbench.Variant{
+				Name: "initramfs-tools + overlayroot, MODULES=" + m, Initrd: p,
+				Append: []string{"ro", "overlayroot=tmpfs"}, Compressed: st.Size(), Unpacked: unpacked})
 		}
 	}
-}
-
-func secs(x float64) string { return fmt.Sprintf("%.3f s", x) }
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
+	floor := filepath.Join(work, "floor.cpio.gz")
+	c, u, err := bootbench.FloorInitramfs(marker, floor)
+	if err != nil {
+		return nil, err
 	}
-	return s[:n-1] + "…"
+	bench.Variants = append(bench.Variants, bootbench.Variant{Name: "kernel only (/init = the marker)", Initrd: floor, Compressed: c, Unpacked: u})
+	return bench, nil
 }

@@ -50,6 +50,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	bf.kernelVersion = fs.String("kernel-version", "", "build for the installed kernel `VERSION` (uname -r): its modules from /lib/modules/VERSION under --kernel DIR (default /); what the kernel hooks of the package run")
 	var extra initramfsList
 	fs.Var(&extra, "module", "add module `NAME` (and what it needs) to the board's list (repeatable)")
+	strip := fs.Bool("strip-modules", false, "strip the modules' signatures and BTF type information: faster loads, but the kernel taints itself (E, unsigned module) and refuses them under module.sig_enforce or Secure Boot lockdown; for boards without Secure Boot")
 	var without initramfsList
 	fs.Var(&without, "without-module", "leave module `NAME` out (repeatable), e.g. overlay to test the fail-closed path")
 	b, epoch, err := bf.parse(fs, args, "initramfs", initramfsSynopsis)
@@ -76,6 +77,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		Shell:           *shell,
 		SandboxAppArmor: *apparmor,
 		WithoutModules:  without,
+		StripModules:    *strip,
 		SourceDateEpoch: epoch,
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(stderr, "ofsroot initramfs: "+format+"\n", args...)

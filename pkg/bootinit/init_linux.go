@@ -35,6 +35,8 @@ type boot struct {
 	newRoot  string // what becomes "/" at the switch
 	memTotal uint64
 	paths    layout
+	mods     moduleState // modules_linux.go
+	gcOn     func()      // turns the collector back on (modules_linux.go)
 
 	// writeProtected: the root device has the kernel's read-only flag
 	// (protect_linux.go); noLoad: its journal is not to be replayed.
@@ -56,8 +58,9 @@ var initramfsLayout = layout{ro: bootstatus.ReadOnlyLayer, rw: bootstatus.Writab
 // there is nothing to boot, carries out the rescue policy.
 func Main() {
 	start := monotonic()
+	gcOn := collectorOffForBoot() // modules_linux.go
 	log := klog.New()
-	b := &boot{log: log, x: &Executor{Log: log, Now: monotonic}, paths: initramfsLayout}
+	b := &boot{log: log, x: &Executor{Log: log, Now: monotonic}, paths: initramfsLayout, gcOn: gcOn}
 	b.status = bootstatus.Status{Version: 1, StartedAt: start.Seconds(), Root: bootstatus.Root{}, OfsrootVersion: version.Get(), Kernel: kernelRelease()}
 	log.Infof("start t=%.6f (ofsroot %s, kernel %s)", start.Seconds(), b.status.OfsrootVersion, b.status.Kernel)
 	defer func() {
@@ -79,9 +82,12 @@ func (b *boot) run() error {
 	b.readCommandLine()
 	b.x.Run(b.panicTimeout())
 	b.x.Run(b.loadModules())
-	if err := b.x.Run(b.findRoot()); err != nil {
+	err := b.x.Run(b.findRoot())
+	b.closeUevents()
+	if err != nil {
 		return err
 	}
+	b.x.Run(b.loadRootFSModules())
 	var steps []Step
 	if b.cfg.Overlay.Protected() {
 		// Write-protect the device before anything mounts it.
@@ -169,46 +175,14 @@ func (b *boot) readCommandLine() {
 }
 
 func (b *boot) loadModules() Step {
-	return Step{Name: "modprobe (modules listed in " + modload.OrderFile + ")", Optional: true, Do: func() error {
-		f, err := os.Open(modload.OrderFile)
-		if errors.Is(err, os.ErrNotExist) {
-			b.log.Infof("no %s: no modules to load", modload.OrderFile)
-			return nil
-		}
-		if err != nil {
+	return Step{Name: "modprobe (modules listed in " + modload.OrderFile + ", but the root filesystem's)", Optional: true, Do: func() error {
+		// Opened first, so that no device event of the disk driver
+		// loaded below is missed by the root search.
+		b.openUevents()
+		if err := b.readModuleOrder(); err != nil {
 			return err
 		}
-		entries, err := modload.ParseOrder(f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		failed := 0
-		for _, e := range entries {
-			name := strings.TrimSuffix(filepath.Base(e.Path), ".ko")
-			t0 := monotonic()
-			err := modload.Load(e.Path, e.Params)
-			took := (monotonic() - t0).Seconds()
-			var result string
-			switch {
-			case err == nil:
-				result = "loaded"
-			case errors.Is(err, unix.EEXIST):
-				result = "present"
-			case errors.Is(err, unix.ENODEV):
-				result = "skipped: no such device here (ENODEV)"
-				b.log.Infof("module %s: no matching hardware, skipped", name)
-			default:
-				failed++
-				result = "failed: " + err.Error()
-				b.log.Warnf("module %s: %v", name, err)
-			}
-			b.status.Modules = append(b.status.Modules, bootstatus.Module{Name: name, Result: result, Seconds: took})
-		}
-		if failed > 0 {
-			return fmt.Errorf("%d of %d modules failed to load", failed, len(entries))
-		}
-		return nil
+		return b.loadEntries(func(e modload.Entry) bool { return len(e.RootFS) == 0 })
 	}}
 }
 
@@ -258,7 +232,7 @@ func (b *boot) findRoot() Step {
 				lastSay = monotonic()
 				b.log.Infof("waiting for root device %q (%.0f s so far); seen: %s", spec, waited.Seconds(), blockdev.Summary(devs))
 			}
-			time.Sleep(50 * time.Millisecond)
+			b.waitDevice(50 * time.Millisecond)
 		}
 	}}
 }
@@ -520,6 +494,9 @@ func (b *boot) realInit() (string, error) {
 // recordHandover completes the status record and writes it to the status
 // folder on /run, which it returns with whether the write worked.
 func (b *boot) recordHandover(init string, args []string) (statusDir string, written bool) {
+	if b.gcOn != nil {
+		b.gcOn()
+	}
 	b.status.Init, b.status.InitArgs = init, args
 	b.status.Steps = b.x.Steps
 	b.status.HandoverAt = monotonic().Seconds()

@@ -1,8 +1,15 @@
 // Package klog is the init's one logger: every line goes to the kernel
-// log (/dev/kmsg) with a level, and to the console, prefixed "ofsroot: ".
+// log (/dev/kmsg) with a level, prefixed "ofsroot: ", and the kernel's
+// console log level decides what the console shows, as for the kernel's
+// own lines: with `quiet` or `loglevel=N` progress lines stay in the
+// kernel log (dmesg), and they cost no time on a slow serial console.
 //
-// A line the kernel will itself echo on the console (its level is below
-// the console log level) is not written to the console a second time.
+// A warning or an error the kernel will not echo (its level is not below
+// the console log level) is written to the console by the logger, so it
+// is never missed. Progress lines logged before /dev/kmsg exists (before
+// devtmpfs is mounted) are held and go to the kernel log once it can be
+// opened; if a warning or an error comes first, they go to the console
+// before it.
 package klog
 
 import (
@@ -38,6 +45,8 @@ type Logger struct {
 	// level caches ConsoleLevel's answer once it has one: nothing in the
 	// initramfs changes it, and asking costs a file read per line.
 	level int
+	// pending are progress lines waiting for /dev/kmsg.
+	pending []string
 }
 
 // New returns the init's logger.
@@ -71,11 +80,36 @@ func (l *Logger) log(level int, kind, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.Lines = append(l.Lines, msg)
-	echoed := false
-	if l.KmsgPath != "" {
-		echoed = l.writeKmsg(level, msg) && level < l.consoleLevel()
+	if l.KmsgPath == "" {
+		l.toConsole(msg)
+		return
 	}
-	if !echoed && l.Console != nil {
+	if len(l.pending) > 0 && l.writeKmsg(Notice, l.pending[0]) {
+		// /dev/kmsg is there now: the held lines go first, in order.
+		for _, p := range l.pending[1:] {
+			l.writeKmsg(Notice, p)
+		}
+		l.pending = nil
+	}
+	if !l.writeKmsg(level, msg) {
+		if level >= Notice {
+			l.pending = append(l.pending, msg)
+			return
+		}
+		for _, p := range l.pending {
+			l.toConsole(p)
+		}
+		l.pending = nil
+		l.toConsole(msg)
+		return
+	}
+	if level < Notice && level >= l.consoleLevel() {
+		l.toConsole(msg) // a warning the kernel keeps off the console
+	}
+}
+
+func (l *Logger) toConsole(msg string) {
+	if l.Console != nil {
 		fmt.Fprintln(l.Console, msg)
 	}
 }
@@ -92,7 +126,7 @@ func (l *Logger) consoleLevel() int {
 // writeKmsg opens /dev/kmsg for each line: the kernel rate-limits writes
 // per open file (ten lines per five seconds), and a boot logs more.
 func (l *Logger) writeKmsg(level int, msg string) bool {
-	f, err := os.OpenFile(l.KmsgPath, os.O_WRONLY, 0)
+	f, err := os.OpenFile(l.KmsgPath, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return false
 	}

@@ -16,8 +16,12 @@ import (
 //
 // The format is text, one module per line: the module's absolute path
 // inside the initramfs, then optionally a space and the module
-// parameters ("name=value ..." as for insmod). Empty lines and lines
-// whose first non-blank character is '#' are ignored.
+// parameters ("name=value ..." as for insmod). A line may start with
+// "rootfs=TYPE,TYPE " before the path: that module is only wanted when
+// the root's filesystem is one of those types (a filesystem's module and
+// the modules only it needs), so the init loads it after reading the
+// root's superblock. Empty lines and lines whose first non-blank
+// character is '#' are ignored.
 const OrderFile = "/etc/ofsroot/modules.order"
 
 // Entry is one line of an order file.
@@ -26,6 +30,26 @@ type Entry struct {
 	Path string
 	// Params are the module parameters, "" for none.
 	Params string
+	// RootFS, if not empty, are the root filesystem types this module is
+	// wanted for; empty means always.
+	RootFS []string
+}
+
+// rootFSPrefix starts the optional first word of a line.
+const rootFSPrefix = "rootfs="
+
+// WantedFor says whether the entry is wanted for a root of filesystem
+// type fstype; "" (unknown) wants every entry.
+func (e Entry) WantedFor(fstype string) bool {
+	if len(e.RootFS) == 0 || fstype == "" {
+		return true
+	}
+	for _, t := range e.RootFS {
+		if t == fstype {
+			return true
+		}
+	}
+	return false
 }
 
 // Name returns the module name of the entry, e.g. "ext4".
@@ -40,10 +64,14 @@ func NameFromPath(p string) string {
 
 // String returns the entry as a line of the order file (no newline).
 func (e Entry) String() string {
-	if e.Params == "" {
-		return e.Path
+	s := e.Path
+	if len(e.RootFS) > 0 {
+		s = rootFSPrefix + strings.Join(e.RootFS, ",") + " " + s
 	}
-	return e.Path + " " + e.Params
+	if e.Params == "" {
+		return s
+	}
+	return s + " " + e.Params
 }
 
 // ParseOrder reads an order file. It fails on a line whose path is not
@@ -57,6 +85,20 @@ func ParseOrder(r io.Reader) ([]Entry, error) {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
+		var rootFS []string
+		if strings.HasPrefix(text, rootFSPrefix) {
+			word, rest := text, ""
+			if i := strings.IndexAny(text, " \t"); i >= 0 {
+				word, rest = text[:i], strings.TrimSpace(text[i+1:])
+			}
+			for _, t := range strings.Split(word[len(rootFSPrefix):], ",") {
+				if t == "" {
+					return nil, fmt.Errorf("module order line %d: empty filesystem type in %q", line, word)
+				}
+				rootFS = append(rootFS, t)
+			}
+			text = rest
+		}
 		p, params := text, ""
 		if i := strings.IndexAny(text, " \t"); i >= 0 {
 			p, params = text[:i], strings.TrimSpace(text[i+1:])
@@ -64,7 +106,7 @@ func ParseOrder(r io.Reader) ([]Entry, error) {
 		if !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("module order line %d: %q is not an absolute path", line, p)
 		}
-		out = append(out, Entry{Path: p, Params: params})
+		out = append(out, Entry{Path: p, Params: params, RootFS: rootFS})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("module order: %w", err)
@@ -87,7 +129,12 @@ func FormatOrder(w io.Writer, entries []Entry) error {
 		case strings.ContainsAny(e.Params, "\r\n"):
 			return fmt.Errorf("module order: parameters of %s contain a line break", e.Path)
 		}
-		fmt.Fprintln(bw, Entry{e.Path, strings.TrimSpace(e.Params)}.String())
+		for _, t := range e.RootFS {
+			if t == "" || strings.ContainsAny(t, ", \t\r\n") {
+				return fmt.Errorf("module order: filesystem type %q of %s", t, e.Path)
+			}
+		}
+		fmt.Fprintln(bw, Entry{Path: e.Path, Params: strings.TrimSpace(e.Params), RootFS: e.RootFS}.String())
 	}
 	return bw.Flush()
 }
