@@ -177,8 +177,9 @@ func TestOfsctlPlain(t *testing.T) {
 	if st.RealRoot == nil || st.RealRoot.Device != "/dev/vda" || st.RealRoot.Mount != "/" || !st.RealRoot.ReadOnly || st.RAM != nil {
 		t.Errorf("real root %+v RAM %+v, want /dev/vda at / read-only, no RAM layer", st.RealRoot, st.RAM)
 	}
-	if runs[1].Exit != 1 || !strings.Contains(runs[1].Output, "/mnt/root-RW/upper") || !strings.Contains(runs[1].Output, "ofsctl status") {
-		t.Errorf("diff without layers: exit %d %q, want 1 and a hint", runs[1].Exit, runs[1].Output)
+	// The layers are missing: exit 2, as for any missing input.
+	if runs[1].Exit != 2 || !strings.Contains(runs[1].Output, "/mnt/root-RW/upper") || !strings.Contains(runs[1].Output, "ofsctl status") {
+		t.Errorf("diff without layers: exit %d %q, want 2 and a hint", runs[1].Exit, runs[1].Output)
 	}
 }
 
