@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/maintenance"
@@ -41,16 +43,27 @@ func runMaint(name string) func(args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "ofsctl %s: "+f+"\n", append([]any{name}, a...)...)
 			}
 		}
+		// A root that was never read-only (a plain rw boot) is not
+		// made read-only after: say so, never "read-only again".
+		var st unix.Statfs_t
+		wasRO := unix.Statfs(*root, &st) == nil && st.Flags&unix.ST_RDONLY != 0
+		after := func() {
+			if wasRO {
+				logf("%s is read-only again", *root)
+			} else {
+				logf("%s was writable before the maintenance and stays writable", *root)
+			}
+		}
 		err := maintenance.Run(maintenance.Options{
 			Root: *root, Command: fs.Args(),
 			Stdin: maintStdin, Stdout: stdout, Stderr: stderr, Log: logf,
 		})
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() > 0 {
-			logf("%s is read-only again", *root)
+			after()
 			return cli.ExitCode(ee.ExitCode())
 		}
 		if err == nil {
-			logf("%s is read-only again", *root)
+			after()
 		}
 		return err
 	}

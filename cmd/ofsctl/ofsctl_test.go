@@ -198,6 +198,24 @@ func TestMaint(t *testing.T) {
 	if err := os.WriteFile(mnt+"/x", nil, 0o644); err == nil {
 		t.Error("the root stayed writable")
 	}
+
+	// A root that was writable before (a plain rw boot) stays so, and
+	// maint says that rather than "read-only again".
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = ofsctl(t, "maint", "--root", mnt, "--", dash, "-c", "true")
+	if code != 0 || strings.Contains(errOut, "read-only again") || !strings.Contains(errOut, "was writable before the maintenance and stays writable") {
+		t.Errorf("maint on a writable root: exit %d %q", code, errOut)
+	}
+	if err := os.WriteFile(mnt+"/x", nil, 0o644); err != nil {
+		t.Errorf("the writable root became read-only: %v", err)
+	}
+	os.Remove(mnt + "/x")
+	os.Remove(mnt + "/note")
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestGuard: the shipped configuration parses, and --once reports the

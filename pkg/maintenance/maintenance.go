@@ -190,6 +190,9 @@ func writable(ns int, root string, onSignal func(os.Signal), start func() (func(
 		}
 		if len(got) > 0 {
 			again := "the real root is read-only again"
+			if !wasRO {
+				again = "the real root was writable before and stays so"
+			}
 			if rerr != nil {
 				again = "see above for the real root, which is still writable"
 			}
