@@ -178,9 +178,6 @@ func (l *lab) initrd(t *testing.T, v variant) (string, *initramfs.Result) {
 	ir.once.Do(func() {
 		start := time.Now()
 		o := initramfs.Options{Compression: v.compression, WithoutModules: v.without, SandboxAppArmor: v.apparmor}
-		if v.apparmor {
-			o.Output = filepath.Join(l.setup.Work, "initramfs-apparmor.cpio")
-		}
 		if v.shell {
 			cache, err := kernelCache()
 			if err == nil {
@@ -189,7 +186,6 @@ func (l *lab) initrd(t *testing.T, v variant) (string, *initramfs.Result) {
 			if ir.err = err; err != nil {
 				return
 			}
-			o.Output = filepath.Join(l.setup.Work, "initramfs-shell.cpio")
 		}
 		ir.path, ir.result, ir.err = l.setup.Initramfs(o)
 		if ir.err == nil {

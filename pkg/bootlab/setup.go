@@ -93,6 +93,17 @@ func (s *Setup) Initramfs(o initramfs.Options) (string, *initramfs.Result, error
 		for _, m := range o.WithoutModules {
 			name += "-no-" + m
 		}
+		// Every option that changes the contents is in the name: two
+		// variants must never write one file.
+		if o.SandboxAppArmor {
+			name += "-apparmor"
+		}
+		if o.Shell != "" {
+			name += "-shell"
+		}
+		if o.StripModules {
+			name += "-stripped"
+		}
 		o.Output = filepath.Join(s.Work, name+".cpio")
 	}
 	if o.SourceDateEpoch == 0 {
