@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/mountfs/mountfstest"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
 	"github.com/ofsroot/ofsroot/pkg/sandbox/store"
@@ -548,7 +549,8 @@ func TestSandboxLimits(t *testing.T) {
 	}
 	mi, _ := os.ReadFile("/proc/thread-self/mountinfo")
 	for _, line := range strings.Split(string(mi), "\n") {
-		if p, ok := sandbox.MountinfoPoint(line); ok && strings.HasPrefix(p, filepath.Join(state, "instances/lim")) {
+		if m, err := mountfs.ParseMountinfoLine(line); err == nil && strings.HasPrefix(m.Point, filepath.Join(state, "instances/lim")) {
+			p := m.Point
 			if f := strings.Fields(line); len(f) < 6 || !strings.Contains(f[5], "nosuid") || !strings.Contains(f[5], "nodev") {
 				t.Errorf("%s is mounted without nosuid,nodev: %s", p, line)
 			}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
 )
 
 // Limits are what one sandbox instance may use, in a cgroup of its own.
@@ -39,20 +41,15 @@ type cgroupMount struct {
 func cgroupMounts(mountinfo string) []cgroupMount {
 	var out []cgroupMount
 	for _, line := range strings.Split(mountinfo, "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
+		m, err := mountfs.ParseMountinfoLine(line)
+		if err != nil {
 			continue
 		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 3 {
-			continue
-		}
-		p, _ := MountinfoPoint(line)
-		switch g[0] {
+		switch m.FSType {
 		case "cgroup2":
-			out = append(out, cgroupMount{point: p, root: f[3], v2: true})
+			out = append(out, cgroupMount{point: m.Point, root: m.Root, v2: true})
 		case "cgroup":
-			out = append(out, cgroupMount{point: p, root: f[3], opts: strings.Split(g[2], ",")})
+			out = append(out, cgroupMount{point: m.Point, root: m.Root, opts: strings.Split(m.SuperOptions, ",")})
 		}
 	}
 	return out

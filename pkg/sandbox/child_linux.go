@@ -1,9 +1,6 @@
 package sandbox
 
 import (
-	"github.com/ofsroot/ofsroot/pkg/fstab"
-
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -442,11 +439,12 @@ func leaveRootfs(root string) error {
 // "/" is the initramfs, whose other mounts must not stay reachable
 // under the sandbox.
 func detachAllBut(root string) error {
-	points, err := mountPoints("/proc/thread-self/mountinfo")
+	mounts, err := mountfs.ReadMountinfo()
 	if err != nil {
 		return err
 	}
-	for _, p := range points {
+	for _, m := range mounts {
+		p := m.Point
 		if p == "/" || p == root || strings.HasPrefix(p, root+"/") || strings.HasPrefix(root, p+"/") {
 			continue
 		}
@@ -456,33 +454,6 @@ func detachAllBut(root string) error {
 		}
 	}
 	return nil
-}
-
-// mountPoints lists the mount points in a mountinfo file, in order.
-func mountPoints(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if p, ok := MountinfoPoint(sc.Text()); ok {
-			out = append(out, p)
-		}
-	}
-	return out, sc.Err()
-}
-
-// MountinfoPoint returns the mount point (field 5) of a mountinfo line,
-// with octal escapes (\040) undone.
-func MountinfoPoint(line string) (string, bool) {
-	f := strings.Fields(line)
-	if len(f) < 5 {
-		return "", false
-	}
-	return fstab.Unescape(f[4]), true
 }
 
 // loUp brings the loopback interface of the new network namespace up.

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/mountfs/mountfstest"
 )
 
@@ -323,7 +324,7 @@ func TestEscapes(t *testing.T) {
 	}
 	// The mount table inside shows no host mount (the old root is gone).
 	for _, m := range r["mount"] {
-		if p, _ := MountinfoPoint(m); p == "/mnt/sandboxing" || strings.Contains(m, " "+lower+" ") {
+		if mi, _ := mountfs.ParseMountinfoLine(m); mi.Point == "/mnt/sandboxing" || strings.Contains(m, " "+lower+" ") {
 			t.Errorf("a host mount is visible inside: %s", m)
 		}
 	}

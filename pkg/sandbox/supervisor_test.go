@@ -175,22 +175,6 @@ func TestProfile(t *testing.T) {
 	}
 }
 
-func TestMountinfoPoint(t *testing.T) {
-	for line, want := range map[string]string{
-		"27 1 254:0 / / rw,relatime - ext4 /dev/vda rw":               "/",
-		`40 27 0:5 / /mnt/a\040b rw - tmpfs t rw`:                     "/mnt/a b",
-		`41 27 0:5 / /x\134y rw - tmpfs t rw`:                         `/x\y`,
-		"28 27 0:25 / /mnt/sandboxing ro,nosuid - tmpfs t ro,size=4k": "/mnt/sandboxing",
-	} {
-		if got, ok := MountinfoPoint(line); !ok || got != want {
-			t.Errorf("MountinfoPoint(%q) = %q, %v; want %q", line, got, ok, want)
-		}
-	}
-	if _, ok := MountinfoPoint("short"); ok {
-		t.Error("a short line parsed")
-	}
-}
-
 func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []Config{

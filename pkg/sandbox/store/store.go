@@ -556,8 +556,8 @@ func (s Store) Remount(name string) error {
 func Mounted(mountinfo, dir string) []string {
 	var out []string
 	for _, line := range strings.Split(mountinfo, "\n") {
-		p, ok := sandbox.MountinfoPoint(line)
-		if ok && (p == dir || strings.HasPrefix(p, dir+"/")) {
+		m, err := mountfs.ParseMountinfoLine(line)
+		if p := m.Point; err == nil && (p == dir || strings.HasPrefix(p, dir+"/")) {
 			out = append([]string{p}, out...)
 		}
 	}
