@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/ofsroot/ofsroot/pkg/cli"
@@ -157,22 +158,29 @@ func NextBoot(e getter) string {
 			size = v
 		}
 	}
+	// The word as the init reads it: pkg/cmdline is the one reading.
 	v, set := e.Get(overlayVar)
-	on, ok := cmdline.ParseBool(v)
+	var cfg cmdline.Config
+	if set {
+		cfg, _ = cmdline.Parse(strconv.Quote(overlayVar + "=" + v))
+	}
+	protected := set && cfg.Overlay.Protected()
 	var mode string
 	switch {
 	case !set:
 		mode = "plain (overlayfs is not set)"
-	case !ok:
+	case cfg.OverlayUnknown:
 		// The init fails closed on a word it does not know.
 		mode = fmt.Sprintf("protected, a RAM layer of %s (overlayfs=%s is not a protection word: the init fails closed)", size, v)
-	case on:
+	case cfg.Overlay == cmdline.OverlaySandbox:
+		mode = "sandbox: the root's init runs in the firmware sandbox over a RAM layer of " + size
+	case protected:
 		mode = "protected, a RAM layer of " + size
 	default:
 		mode = "plain (overlayfs=" + v + ")"
 	}
 	if _, once := e.Get(overlayOnceVar); once {
-		if set && ok && on {
+		if protected {
 			return "maintenance, the overlay off this once; then " + mode
 		}
 		return mode + "; ofs-once is set but changes nothing while the overlay is off"

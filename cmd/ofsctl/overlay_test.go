@@ -88,6 +88,9 @@ func TestNextBoot(t *testing.T) {
 		{[]string{"overlayfs", "1", "ofs-size", "abc"}, "protected, a RAM layer of 50% of RAM (ofs-size=abc is not a size"},
 		{[]string{"overlayfs", "maybe"}, "protected, a RAM layer of 50% of RAM (the default) (overlayfs=maybe is not a protection word: the init fails closed)"},
 		{[]string{"overlayfs", "off", "ofs-once", "1"}, "plain (overlayfs=off); ofs-once is set but changes nothing"},
+		{[]string{"overlayfs", "sandbox", "ofs-size", "20"}, "sandbox: the root's init runs in the firmware sandbox over a RAM layer of 20% of RAM"},
+		{[]string{"overlayfs", "Sandbox", "ofs-once", "1"}, "maintenance, the overlay off this once; then sandbox"},
+		{[]string{"overlayfs", "yes please"}, "protected, a RAM layer of 50% of RAM (the default) (overlayfs=yes please is not a protection word"},
 		{[]string{"overlayfs", "yes", "ofs-size", "1G", "ofs-once", "x"}, "maintenance, the overlay off this once; then protected, a RAM layer of 1G"},
 	} {
 		e := ubootenv.New()
