@@ -89,7 +89,9 @@ func Parse(data []byte) (*Env, error) {
 		raw := rest[:end]
 		rest = rest[end+1:]
 		eq := bytes.IndexByte(raw, '=')
-		if eq <= 0 {
+		if eq <= 0 || bytes.IndexByte(raw[:eq], '\\') >= 0 {
+			// (A backslash before the "=" would also make the raw and
+			// the unescaped line disagree on where the value starts.)
 			return nil, fmt.Errorf("the line %q is not NAME=VALUE", truncate(string(raw)))
 		}
 		name := string(raw[:eq])
