@@ -392,17 +392,23 @@ type watcher struct {
 }
 
 func (w *watcher) Write(p []byte) (int, error) {
-	if !w.done {
-		w.seen.Write(p)
-		if strings.Contains(w.seen.String(), w.marker) {
+	if w.done {
+		return len(p), nil
+	}
+	w.seen.Write(p)
+	s := w.seen.String()
+	if i := strings.Index(s, w.marker); i >= 0 {
+		// Stop at the end of the marker's line, not in its middle: the
+		// test reads the whole line afterwards.
+		if strings.IndexByte(s[i:], '\n') >= 0 {
 			w.done = true
 			w.hit()
 		}
-		if w.seen.Len() > 1<<16 {
-			s := w.seen.String()
-			w.seen.Reset()
-			w.seen.WriteString(s[len(s)-len(w.marker):])
-		}
+		return len(p), nil
+	}
+	if len(s) > 1<<16 {
+		w.seen.Reset()
+		w.seen.WriteString(s[len(s)-len(w.marker):])
 	}
 	return len(p), nil
 }
