@@ -2,7 +2,6 @@ package rootstatus
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/ofsroot/ofsroot/pkg/flash"
 )
 
 // buildInfoName is initramfs.BuildInfoFile as a cpio entry name (this
@@ -88,30 +89,32 @@ func ReadBuildInfo(path string) (*BuildInfo, error) {
 	br := bufio.NewReader(f)
 	magic, _ := br.Peek(6)
 	var r io.Reader
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+	// The compression by its magic, as flash (one table of them).
+	switch flash.Sniff(magic) {
+	case flash.Gzip:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		r = zr
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+	case flash.XZ:
 		xr, err := xz.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		r = xr
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+	case flash.Zstd:
 		zr, err := zstd.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		defer zr.Close()
 		r = zr
-	case string(magic) == "070701":
-		r = br
 	default:
-		return nil, nil // another format (an early-microcode prefix, lz4...): not ofsroot's
+		if string(magic) != "070701" {
+			return nil, nil // another format (an early-microcode prefix, lz4...): not ofsroot's
+		}
+		r = br
 	}
 	data, err := findCpioFile(r, buildInfoName)
 	if err != nil || data == nil {
