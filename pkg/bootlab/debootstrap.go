@@ -1,12 +1,14 @@
 package bootlab
 
 import (
-	"github.com/ofsroot/ofsroot/pkg/debcache"
-
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ofsroot/ofsroot/pkg/debcache"
 )
 
 // DebianMirror is where debootstrap fetches packages.
@@ -19,10 +21,22 @@ const DebianMirror = "http://deb.debian.org/debian"
 // SUITE-ARCH-minbase.done file marks it). About 200 MB and 30 s with a
 // good connection to the mirror.
 //
+// include adds packages (debootstrap --include), such as systemd-sysv for
+// a root that boots systemd; each set of packages is its own cached root,
+// SUITE-ARCH-minbase+PKG,PKG (sorted), so callers never see each other's.
+//
 // Side effects: runs debootstrap as root (it must be installed), writes
 // under cacheDir; holds an flock on cacheDir/.lock meanwhile.
-func Debootstrap(cacheDir, suite, arch string) (string, error) {
-	dir := filepath.Join(cacheDir, "debootstrap", suite+"-"+arch+"-minbase")
+func Debootstrap(cacheDir, suite, arch string, include ...string) (string, error) {
+	name := suite + "-" + arch + "-minbase"
+	args := []string{"--variant=minbase", "--arch=" + arch}
+	if len(include) > 0 {
+		pkgs := append([]string(nil), include...)
+		sort.Strings(pkgs)
+		name += "+" + strings.Join(pkgs, ",")
+		args = append(args, "--include="+strings.Join(pkgs, ","))
+	}
+	dir := filepath.Join(cacheDir, "debootstrap", name)
 	done := dir + ".done"
 	if _, err := os.Stat(done); err == nil {
 		return dir, nil
@@ -46,9 +60,9 @@ func Debootstrap(cacheDir, suite, arch string) (string, error) {
 	}
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
-	cmd := exec.Command("debootstrap", "--variant=minbase", "--arch="+arch, suite, tmp, DebianMirror)
-	if o, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("debootstrap --variant=minbase --arch=%s %s %s: %v\n%s", arch, suite, tmp, err, debootstrapTail(string(o), 20))
+	args = append(args, suite, tmp, DebianMirror)
+	if o, err := exec.Command("debootstrap", args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("debootstrap %s: %v\n%s", strings.Join(args, " "), err, debootstrapTail(string(o), 20))
 	}
 	os.RemoveAll(dir)
 	if err := os.Rename(tmp, dir); err != nil {
