@@ -1,8 +1,9 @@
 // Package cmdline parses the kernel command line into the settings the
 // ofsroot init acts on: the overlay switch and its RAM size, the kernel's
 // own root words (root=, rootfstype=, rootflags=, ro, rw, rootwait,
-// rootdelay=, init=, panic=), the rescue policy, and the firmware
-// sandbox's words (overlayfs=sandbox, ofs-sandbox-*).
+// rootdelay=, init=, panic=), the rescue policy, the firmware sandbox's
+// words (overlayfs=sandbox, ofs-sandbox-*), and where the writable layer
+// lives (ofs-upper=, ofs-upper-dir=, ofs-reset=).
 //
 // Parsing is pure: Parse takes the text of /proc/cmdline. A bad value
 // never stops a boot; it yields a Warning naming the word, the value and
@@ -182,6 +183,13 @@ type Config struct {
 	// SandboxDevices are extra /dev nodes the sandbox gets
 	// (ofs-sandbox-dev=ttymxc0,i2c-1).
 	SandboxDevices []string
+
+	// Upper is where the writable layer lives (ofs-upper=,
+	// ofs-upper-dir=; upper.go).
+	Upper Upper
+	// UpperReset: wipe a persistent layer at this boot (ofs-reset=1, which
+	// the boot scripts pass once and clear, as they do ofs-once).
+	UpperReset bool
 }
 
 // Warning is a word whose value could not be used.
@@ -205,6 +213,8 @@ func Default() Config {
 
 		SandboxRestarts: DefaultSandboxRestarts,
 		SandboxNet:      DefaultSandboxNet,
+
+		Upper: Upper{Dir: DefaultUpperDir},
 	}
 }
 
@@ -263,6 +273,30 @@ func Parse(line string) (Config, []Warning) {
 				continue
 			}
 			c.Reserve, c.ReserveOff = s, false
+		case "ofs-upper":
+			dir := c.Upper.Dir
+			u, problem := parseUpper(val)
+			if problem != "" {
+				warn(key, val, problem, "ram (a tmpfs layer)")
+			}
+			u.Dir = dir
+			c.Upper = u
+		case "ofs-upper-dir":
+			d, ok := parseUpperDir(val)
+			if !ok {
+				warn(key, val, "not a relative folder without '..'", DefaultUpperDir)
+				d = DefaultUpperDir
+			}
+			c.Upper.Dir = d
+		case "ofs-reset":
+			on, ok := ParseBool(val)
+			if !hasVal {
+				on, ok = true, true
+			}
+			if !ok {
+				warn(key, val, "not one of yes/no, on/off, true/false, 1/0", "no reset")
+			}
+			c.UpperReset = on && ok
 		case "panic":
 			c.PanicSet = true
 		case "ofs-rescue":
