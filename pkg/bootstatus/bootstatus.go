@@ -57,6 +57,9 @@ type Status struct {
 	Root    Root     `json:"root"`
 	RAM     *RAM     `json:"ram,omitempty"`
 	Overlay *Overlay `json:"overlay,omitempty"`
+	// Upper is the writable layer's kind and home (ofs-upper=); absent
+	// in the records of inits older than it, which read as a RAM layer.
+	Upper *Upper `json:"upper,omitempty"`
 
 	// Init is the program the init handed over to, with its arguments.
 	Init     string   `json:"init"`
@@ -93,6 +96,23 @@ type RAM struct {
 	SizeBytes uint64 `json:"size_bytes"` // the tmpfs size= given
 	Percent   int    `json:"percent,omitempty"`
 	MemTotal  uint64 `json:"mem_total_bytes"`
+}
+
+// Upper kinds, as Upper.Kind spells them.
+const (
+	UpperRAM    = "ram"    // a tmpfs (RAM describes it)
+	UpperZram   = "zram"   // a compressed RAM disk
+	UpperDevice = "device" // a filesystem on a partition, kept across boots
+)
+
+// Upper describes where the writable layer lives. Kind-specific fields
+// follow the common ones.
+type Upper struct {
+	Kind   string `json:"kind"`             // UpperRAM, UpperZram, UpperDevice
+	Asked  string `json:"asked,omitempty"`  // ofs-upper= as written
+	Device string `json:"device,omitempty"` // /dev/zram0, /dev/vdb1
+	FSType string `json:"fstype,omitempty"` // the layer's filesystem
+	Dir    string `json:"dir,omitempty"`    // folder on it holding upper/ and work/
 }
 
 // Overlay describes the overlay mounted as the new /.
