@@ -74,6 +74,24 @@ func TestQEMUArgs(t *testing.T) {
 	if _, err := QEMUArgs(BootSpec{Board: b, Kernel: k, Disk: "/d/a,b.img"}); err == nil {
 		t.Error("a comma in the disk path: want an error")
 	}
+	if _, err := QEMUArgs(BootSpec{Board: b, Kernel: k, Disk: "/d/a.img", ExtraDisks: []string{"/d/b,c.img"}}); err == nil {
+		t.Error("a comma in an extra disk's path: want an error")
+	}
+	// Extra disks come after the root disk, each its own drive.
+	for name, want := range map[string]string{
+		"qemu-x86_64":   "-drive file=/d/root.img,format=raw,if=virtio -drive file=/d/layer.img,format=raw,if=virtio -drive file=/d/data.img,format=raw,if=virtio",
+		"qemu-arm-virt": "-drive file=/d/root.img,format=raw,if=none,id=hd0 -device virtio-blk-device,drive=hd0 -drive file=/d/layer.img,format=raw,if=none,id=hd1 -device virtio-blk-device,drive=hd1 -drive file=/d/data.img,format=raw,if=none,id=hd2",
+		"sabrelite":     "-drive file=/d/root.img,format=raw,if=none,id=sd -device sd-card,drive=sd -drive file=/d/layer.img,format=raw,if=none,id=sd1 -device sd-card,drive=sd1",
+	} {
+		bd, _ := board.Lookup(name)
+		args, err := QEMUArgs(BootSpec{Board: bd, Kernel: k, Disk: "/d/root.img", ExtraDisks: []string{"/d/layer.img", "/d/data.img"}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if line := strings.Join(args, " "); !strings.Contains(line, want) {
+			t.Errorf("%s with extra disks:\n%s\nlacks\n%s", name, line, want)
+		}
+	}
 	s, _ := board.Lookup("sabrelite")
 	if _, err := QEMUArgs(BootSpec{Board: s, Kernel: Kernel{Version: "x", Dir: t.TempDir()}}); err == nil {
 		t.Error("sabrelite without its device tree: want an error")

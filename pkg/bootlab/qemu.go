@@ -24,6 +24,10 @@ type BootSpec struct {
 	// Disk is the root disk image, attached read-write as on a real
 	// board (the tests prove it is not written). Empty for none.
 	Disk string
+	// ExtraDisks are more disk images, attached read-write after Disk
+	// the same way (virtio: /dev/vdb, /dev/vdc, ...; sd-card: the next
+	// SD slots), for layers and data partitions kept across boots.
+	ExtraDisks []string
 	// Append are the kernel command line words after console=.
 	Append []string
 	// Timeout for the whole run; zero means DefaultTimeout(Board).
@@ -113,20 +117,28 @@ func QEMUArgs(s BootSpec) ([]string, error) {
 	words := append([]string{"console=" + s.Board.Console}, q.KernelArgs...)
 	words = append(words, s.Append...)
 	args = append(args, "-append", strings.Join(words, " "))
+	disks := s.ExtraDisks
 	if s.Disk != "" {
+		disks = append([]string{s.Disk}, disks...)
+	}
+	for i, disk := range disks {
 		// No "," in the path: QEMU would read it as an option separator.
-		if strings.Contains(s.Disk, ",") {
-			return nil, fmt.Errorf("disk image path %q contains a comma", s.Disk)
+		if strings.Contains(disk, ",") {
+			return nil, fmt.Errorf("disk image path %q contains a comma", disk)
 		}
 		switch q.Disk {
 		case "virtio-pci":
-			args = append(args, "-drive", "file="+s.Disk+",format=raw,if=virtio")
+			args = append(args, "-drive", "file="+disk+",format=raw,if=virtio")
 		case "virtio-mmio":
-			args = append(args, "-drive", "file="+s.Disk+",format=raw,if=none,id=hd0",
-				"-device", "virtio-blk-device,drive=hd0")
+			args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=hd%d", disk, i),
+				"-device", fmt.Sprintf("virtio-blk-device,drive=hd%d", i))
 		case "sd-card":
-			args = append(args, "-drive", "file="+s.Disk+",format=raw,if=none,id=sd",
-				"-device", "sd-card,drive=sd")
+			id := "sd"
+			if i > 0 {
+				id = fmt.Sprintf("sd%d", i)
+			}
+			args = append(args, "-drive", "file="+disk+",format=raw,if=none,id="+id,
+				"-device", "sd-card,drive="+id)
 		default:
 			return nil, fmt.Errorf("board %s: unknown disk attachment %q", s.Board.Name, q.Disk)
 		}

@@ -140,6 +140,9 @@ type RunSpec struct {
 	Stream io.Writer
 	// Replies are typed on the console as their prompts appear.
 	Replies []Reply
+	// ExtraDisks are attached after Image as they are, not copied:
+	// what the guest writes to them stays for the next run.
+	ExtraDisks []string
 }
 
 // Run is the outcome of a probe boot.
@@ -168,13 +171,14 @@ func (s *Setup) Run(ctx context.Context, r RunSpec) (*Run, error) {
 	}
 	out := &Run{}
 	spec := BootSpec{
-		Board:   s.Board,
-		Kernel:  s.Kernel,
-		Initrd:  r.Initrd,
-		Append:  r.Append,
-		Log:     filepath.Join(r.Dir, "console.log"),
-		Stream:  r.Stream,
-		Replies: r.Replies,
+		Board:      s.Board,
+		Kernel:     s.Kernel,
+		Initrd:     r.Initrd,
+		Append:     r.Append,
+		Log:        filepath.Join(r.Dir, "console.log"),
+		Stream:     r.Stream,
+		Replies:    r.Replies,
+		ExtraDisks: r.ExtraDisks,
 	}
 	if r.Image != "" {
 		out.Image = filepath.Join(r.Dir, filepath.Base(r.Image))
