@@ -302,6 +302,9 @@ func (b *boot) deviceFallback(err error) {
 // reason, though its root is protected. (A sandbox keeps its mode; the
 // reason is in the status all the same.)
 func (b *boot) markDegradedUpper() {
+	if b.cfg.Upper.Kind == cmdline.UpperDevice && !b.cfg.Overlay.Protected() {
+		b.log.Warnf("ofs-upper=%s ignored: the root is not protected (overlayfs=%s), so there is no writable layer", b.cfg.Upper.Word, b.cfg.Overlay)
+	}
 	if b.layer != nil && b.status.Mode == bootstatus.Protected {
 		b.layer.status.Dir = b.cfg.Upper.Dir
 		s := b.layer.status
