@@ -175,6 +175,9 @@ func imageSummary(w io.Writer, b board.Board, res *diskimage.Result) {
 	}
 	fmt.Fprintf(w, "  boot files %s\n", strings.Join(res.BootFiles, " "))
 	fmt.Fprintf(w, "  root      %d entries\n", res.RootEntries)
+	if res.BuildID != "" {
+		fmt.Fprintf(w, "  build id  %s (/%s)\n", res.BuildID, diskimage.BuildIDPath)
+	}
 	fmt.Fprintf(w, "  cmdline   %s\n", res.Cmdline)
 	fmt.Fprintf(w, "  sha256    %s\n", res.SHA256)
 }

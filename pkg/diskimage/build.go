@@ -78,6 +78,9 @@ type Result struct {
 	// RootEntries counts the root's files, folders, links and nodes.
 	RootEntries int64
 	SHA256      string
+	// BuildID is what the image's root says in /etc/ofsroot/build-id
+	// (BuildIDPath); "" when the root brought its own.
+	BuildID string
 }
 
 // Build writes the disk image o describes.
@@ -225,13 +228,28 @@ func Build(o Options) (*Result, error) {
 		seed += " random=" + hex.EncodeToString(r[:])
 	}
 
+	// The build id the init binds a persistent layer to.
+	id := buildID(seed)
+	idDirs, keep, err := buildIDPlan(tree)
+	if err != nil {
+		return nil, err
+	}
+	if keep != "" {
+		logf("%s", keep)
+		id = ""
+	}
+
 	// The root filesystem's size.
 	var squash string
 	rootSize := o.RootSize
 	if o.RootType == "squashfs" {
 		squash = filepath.Join(work, "root.squashfs")
 		logf("making the squashfs root")
-		if err := mksquashfs(tree, squash, o.SourceDateEpoch); err != nil {
+		var pseudo []string
+		if id != "" {
+			pseudo = squashfsBuildID(idDirs, id)
+		}
+		if err := mksquashfs(tree, squash, o.SourceDateEpoch, pseudo...); err != nil {
 			return nil, err
 		}
 		sst, err := os.Stat(squash)
@@ -328,6 +346,9 @@ func Build(o Options) (*Result, error) {
 			err = writeAt(tmp, squash, p)
 		case p.Role == RoleRoot:
 			err = makeExt4(tmp, p, tree, m.Entries, o.SourceDateEpoch)
+			if err == nil && id != "" {
+				err = ext4BuildID(tmp, p.Start, idDirs, id, o.SourceDateEpoch)
+			}
 		default:
 			err = makeExt4(tmp, p, "", 0, o.SourceDateEpoch)
 		}
@@ -349,7 +370,7 @@ func Build(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Output: o.Output, Layout: l, KernelVersion: k.Version, Cmdline: cmdline,
+	return &Result{Output: o.Output, Layout: l, KernelVersion: k.Version, Cmdline: cmdline, BuildID: id,
 		BootFiles: names, RootEntries: m.Entries, SHA256: sum}, nil
 }
 

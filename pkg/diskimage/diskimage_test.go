@@ -277,6 +277,12 @@ func TestBuild(t *testing.T) {
 			}
 			defer exec.Command("umount", mnt).Run()
 			compareTrees(t, src, mnt)
+			// The build id a persistent layer is bound to.
+			var st unix.Stat_t
+			got, err := os.ReadFile(filepath.Join(mnt, BuildIDPath))
+			if len(res.BuildID) != 32 || err != nil || string(got) != res.BuildID+"\n" || unix.Lstat(filepath.Join(mnt, BuildIDPath), &st) != nil || st.Mode != 0o100644 || st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("/%s: %q %v (mode %o owner %d:%d), want %q", BuildIDPath, got, err, st.Mode, st.Uid, st.Gid, res.BuildID)
+			}
 
 			// The same inputs, the same bytes, also when the clock has
 			// moved on (FAT keeps times in 2-second steps): a tool that
