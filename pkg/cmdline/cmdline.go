@@ -190,6 +190,14 @@ type Config struct {
 	// UpperReset: wipe a persistent layer at this boot (ofs-reset=1, which
 	// the boot scripts pass once and clear, as they do ofs-once).
 	UpperReset bool
+
+	// Mounts are the per-mount policies of ofs-mounts= (mounts.go);
+	// MountsRecurse: every other mount is protected the way overlayroot's
+	// recurse=1 does it (set by overlayroot=tmpfs). Alias is the
+	// overlayroot= or systemd.volatile= word that set the protection.
+	Mounts        []MountRule
+	MountsRecurse bool
+	Alias         Alias
 }
 
 // Warning is a word whose value could not be used.
@@ -226,13 +234,26 @@ func Parse(line string) (Config, []Warning) {
 	warn := func(key, val, problem, def string) {
 		warns = append(warns, Warning{Word: key, Value: val, Problem: problem, Default: def})
 	}
+	overlaySeen := false
+	var aliasKey, aliasVal string
 	for _, w := range Split(line) {
 		if w == "--" {
 			break
 		}
 		key, val, hasVal := strings.Cut(w, "=")
 		switch key {
+		case "ofs-mounts":
+			rules, problems := ParseMountRules(val)
+			for _, p := range problems {
+				warn(key, val, p, "keep for that item")
+			}
+			c.Mounts = MergeMountRules(c.Mounts, rules)
+		case "overlayroot", "systemd.volatile":
+			if val != "" {
+				aliasKey, aliasVal = key, val
+			}
 		case "overlayfs":
+			overlaySeen = true
 			if !hasVal {
 				c.Overlay, c.OverlayWord, c.OverlayUnknown = OverlayOn, "yes", false
 				continue
@@ -387,6 +408,9 @@ func Parse(line string) (Config, []Warning) {
 		case "init":
 			c.Init = val
 		}
+	}
+	if aliasKey != "" {
+		applyAlias(&c, aliasKey, aliasVal, overlaySeen, warn)
 	}
 	return c, warns
 }
