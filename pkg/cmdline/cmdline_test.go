@@ -275,7 +275,7 @@ func FuzzParse(f *testing.F) {
 		default:
 			t.Fatalf("rescue %q", c.Rescue)
 		}
-		checkUpper(t, c) // upper_test.go
+		checkUpper(t, c)     // upper_test.go
 		checkMounts(t, s, c) // mounts_test.go
 	})
 }
