@@ -204,8 +204,9 @@ func checkPolicy(t *testing.T, r *bootlab.Run, bootFrom string) {
 //	   /boot written in RAM, /var/log EROFS
 //	B  systemd.volatile=overlay ofs-mounts=/boot:protect: A's /data file
 //	   is there, A's /boot file is not; /boot's bytes never changed
-//	C  overlayroot=tmpfs: every mount protected but /boot (overlayroot's
-//	   recurse), so /data's bytes do not change this time
+//	C  overlayroot=tmpfs: every block mount protected (overlayroot's
+//	   recurse) but /var/log, ro by ofsroot.conf; /data's bytes do not
+//	   change this time, /boot's never did
 //	D  overlayroot=disabled ofs-mounts=/boot:protect: plain boot, the
 //	   policy ignored, said so
 func TestMountPolicyBoots(t *testing.T) {
@@ -249,10 +250,10 @@ func TestMountPolicyBoots(t *testing.T) {
 	dataHash = partHash(t, disk, parts[1]) // B mounted /data read-write again
 
 	c := mountsBoot(t, l, root, disk, "C", append(mountA, "overlayroot=tmpfs", "probe.write=/data", "probe.write=/var/log")...)
-	assertLine(t, c.Console, "ofsroot: overlayroot=tmpfs (a word of another overlay-root tool) becomes: overlayfs=yes with every other fstab mount protected but /boot")
+	assertLine(t, c.Console, "ofsroot: overlayroot=tmpfs (a word of another overlay-root tool) becomes: overlayfs=yes with every other fstab mount of a block device protected but vfat")
 	got := statusMounts(t, c)
 	assertMount(t, got, "/data", "protected", "overlayroot=tmpfs")
-	assertMount(t, got, "/boot", "kept", "default")
+	assertMount(t, got, "/boot", "protected", "overlayroot=tmpfs")
 	assertMount(t, got, "/var/log", "read-only", "ofsroot.conf")
 	assertMount(t, got, "/tmp", "kept", "default")
 	if w := pathValue(t, c, "path.write", "/data"); w != "ok" {
@@ -263,6 +264,9 @@ func TestMountPolicyBoots(t *testing.T) {
 	}
 	if partHash(t, disk, parts[1]) != dataHash {
 		t.Errorf("/data (protected by overlayroot=tmpfs): its partition changed")
+	}
+	if partHash(t, disk, parts[0]) != bootHash {
+		t.Errorf("/boot (protected in boots A, B and C): its partition changed")
 	}
 
 	d := mountsBoot(t, l, root, disk, "D", "overlayroot=disabled", "ofs-mounts=/boot:protect")

@@ -62,7 +62,7 @@ func blockEntry(e fstab.Entry) bool {
 
 // planMounts decides the policy of each mount of an fstab: the command
 // line's rules win, then the file's, then overlayroot's recurse (every
-// block mount but /boot and vfat, as overlayroot does it), else keep.
+// block mount but vfat, as overlayroot does it), else keep.
 // The warnings name rules for mount points fstab lacks and policies that
 // cannot be carried out as asked.
 func planMounts(data []byte, cmd, conf []cmdline.MountRule, recurse bool, recurseFrom string, skip ...string) (plans []*mountPlan, warnings []string) {
@@ -91,7 +91,7 @@ func planMounts(data []byte, cmd, conf []cmdline.MountRule, recurse bool, recurs
 			p.policy, from = pol, fromCmdline
 		} else if pol, ok := find(conf, m); ok {
 			p.policy, from = pol, fromConf
-		} else if recurse && blockEntry(*e) && m != "/boot" && !isFAT(e.VfsType) {
+		} else if recurse && blockEntry(*e) && !isFAT(e.VfsType) {
 			p.policy, from = cmdline.MountProtect, recurseFrom
 		}
 		p.status = bootstatus.Mount{Mount: m, Spec: e.Spec, Policy: p.policy.String(), From: from, Result: "kept"}

@@ -51,9 +51,9 @@ func TestPlanMounts(t *testing.T) {
 			want:  map[string]want{"/tmp": {"kept", "ofs-mounts="}, "/mnt/bind": {"kept", "ofs-mounts="}, "/net": {"kept", "ofs-mounts="}},
 			warns: []string{"/tmp: not protected", "/mnt/bind: not protected", "/net: not protected"}},
 		{name: "noauto protect is ro", cmd: rules("/spare:protect"), want: map[string]want{"/spare": {"read-only", "ofs-mounts="}}},
-		{name: "overlayroot recurse: block mounts but /boot and vfat",
+		{name: "overlayroot recurse: block mounts but vfat",
 			recurse: true, conf: rules("/var/log:ro"),
-			want: map[string]want{"/boot": {"kept", "default"}, "/boot/efi": {"kept", "default"}, "/data": {"protected", "overlayroot=tmpfs"}, "/var": {"protected", "overlayroot=tmpfs"}, "/var/log": {"read-only", "ofsroot.conf"}, "/tmp": {"kept", "default"}, "/net": {"kept", "default"}}},
+			want: map[string]want{"/boot": {"protected", "overlayroot=tmpfs"}, "/boot/efi": {"kept", "default"}, "/data": {"protected", "overlayroot=tmpfs"}, "/var": {"protected", "overlayroot=tmpfs"}, "/var/log": {"read-only", "ofsroot.conf"}, "/tmp": {"kept", "default"}, "/net": {"kept", "default"}}},
 		{name: "rules for the layers are ignored", cmd: rules("/mnt/root-RO:protect"), warns: []string{"/mnt/root-RO, which is not a mount"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -193,7 +193,8 @@ type Config struct {
 
 	// Mounts are the per-mount policies of ofs-mounts= (mounts.go);
 	// MountsRecurse: every other mount is protected the way overlayroot's
-	// recurse=1 does it (set by overlayroot=tmpfs). Alias is the
+	// recurse=1 does it (set by overlayroot=tmpfs): every block mount but
+	// vfat. Alias is the
 	// overlayroot= or systemd.volatile= word that set the protection.
 	Mounts        []MountRule
 	MountsRecurse bool

@@ -150,17 +150,21 @@ type aliasResult struct {
 
 // overlayroot= and systemd.volatile= as their tools read them:
 //
-//   - overlayroot (Ubuntu's cloud-initramfs-tools): "tmpfs[:OPTS]" puts
+//   - overlayroot (Debian's and Ubuntu's overlayroot package, its
+//     initramfs-tools script init-bottom/overlayroot): "tmpfs[:OPTS]" puts
 //     the root under a tmpfs overlay; OPTS is a comma list in which
 //     recurse=1 (the default) also overlays every other mount of fstab
-//     except /boot, vfat and virtual filesystems (and swap, off unless
-//     swap=1); recurse=0 overlays "/" alone. "disabled" turns it off.
-//     "device:...", "crypt:...", "/dev/...", "LABEL=...", "UUID=..."
-//     keep the upper on a disk.
+//     but vfat/fat and virtual filesystems (and swap, off unless swap=1);
+//     recurse=0 overlays "/" alone. "disabled" turns it off.
+//     "device:OPTS", "/dev/NAME" and "crypt:OPTS" keep the upper on a
+//     disk. Any other value is logged as invalid and the root boots
+//     unprotected (its fail() exits 0).
 //   - systemd.volatile: "overlay" is a tmpfs overlay over "/" (other
 //     mounts as fstab says); "yes" a tmpfs root with /usr from disk;
 //     "state" a tmpfs /var (systemd's fstab generator does it in the real
-//     root); "no" off.
+//     root); "no" off; other values are ignored.
+//
+// Unknown values fail closed here (protected), unlike both tools.
 func parseAlias(key, val string) aliasResult {
 	lower := strings.ToLower(val)
 	if key == "systemd.volatile" {
@@ -195,18 +199,16 @@ func parseAlias(key, val string) aliasResult {
 		r.text = overlayrootText(r.recurse)
 		return r
 	}
-	for _, p := range []string{"/dev/", "LABEL=", "UUID="} {
-		if strings.HasPrefix(val, p) {
-			return aliasResult{mode: OverlayOn, set: true, recurse: true, text: overlayrootText(true),
-				notes: []string{"overlayroot's upper on " + val + " is not carried over: the upper is in RAM (ofs-upper= names a partition for a persistent one)"}}
-		}
+	if strings.HasPrefix(val, "/dev/") {
+		return aliasResult{mode: OverlayOn, set: true, recurse: true, text: overlayrootText(true),
+			notes: []string{"overlayroot's upper on " + val + " is not carried over: the upper is in RAM (ofs-upper= names a partition for a persistent one)"}}
 	}
 	return aliasResult{mode: OverlayOn, set: true, unknown: true, text: "overlayfs=yes (PROTECTED: an unknown protection word fails closed; overlayroot itself would boot the root writable)"}
 }
 
 func overlayrootText(recurse bool) string {
 	if recurse {
-		return "overlayfs=yes with every other fstab mount protected but /boot, vfat and virtual filesystems (overlayroot's recurse=1; ofs-mounts= and MOUNTS= in ofsroot.conf still decide for the mounts they name)"
+		return "overlayfs=yes with every other fstab mount of a block device protected but vfat (overlayroot's recurse=1; ofs-mounts= and MOUNTS= in ofsroot.conf still decide for the mounts they name)"
 	}
 	return "overlayfs=yes (root only: overlayroot's recurse=0; other mounts as fstab says)"
 }
@@ -225,7 +227,7 @@ func overlayrootOptions(opts string) (recurse bool, notes []string) {
 			if v != "0" {
 				notes = append(notes, "swap=1 is not carried over: a protected root never swaps to the card")
 			}
-		case "debug", "timeout", "dev", "mkfs", "fstype", "pass":
+		case "debug", "timeout", "dev", "mkfs", "fstype", "pass", "dir", "driver":
 		default:
 			notes = append(notes, fmt.Sprintf("option %q ignored", o))
 		}

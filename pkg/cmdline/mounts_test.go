@@ -53,7 +53,7 @@ func TestAliases(t *testing.T) {
 		notes      int
 		modeHas    string
 	}{
-		{"overlayroot=tmpfs", OverlayOn, true, false, false, 0, "but /boot, vfat"},
+		{"overlayroot=tmpfs", OverlayOn, true, false, false, 0, "but vfat"},
 		{"overlayroot=tmpfs:recurse=0", OverlayOn, false, false, false, 0, "root only"},
 		{"overlayroot=tmpfs:swap=1,recurse=0", OverlayOn, false, false, false, 1, "root only"},
 		{"overlayroot=tmpfs:recurse=1,debug=1", OverlayOn, true, false, false, 0, "recurse=1"},
@@ -61,7 +61,8 @@ func TestAliases(t *testing.T) {
 		{"overlayroot=disabled", OverlayOff, false, false, false, 0, "overlayfs=no"},
 		{"overlayroot=device:dev=/dev/vdb,recurse=0", OverlayOn, false, false, false, 1, "root only"},
 		{"overlayroot=crypt:dev=/dev/vdb", OverlayOn, true, false, false, 1, "recurse=1"},
-		{"overlayroot=LABEL=upper", OverlayOn, true, false, false, 1, "recurse=1"},
+		{"overlayroot=/dev/vdb", OverlayOn, true, false, false, 1, "recurse=1"},
+		{"overlayroot=LABEL=upper", OverlayOn, false, false, true, 0, "fails closed"},
 		{"overlayroot=tmpsf", OverlayOn, false, false, true, 0, "fails closed"},
 		{"overlayroot=", OverlayOff, false, false, false, 0, ""},
 		{"systemd.volatile=overlay", OverlayOn, false, false, false, 0, "other mounts as fstab says"},
