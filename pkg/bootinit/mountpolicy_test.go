@@ -35,9 +35,9 @@ func TestPlanMounts(t *testing.T) {
 	}{
 		{name: "nothing asked: all kept", want: map[string]want{"/boot": {"kept", "default"}, "/data": {"kept", "default"}, "/tmp": {"kept", "default"}}},
 		{name: "command line over file",
-			cmd:  rules("/boot:protect,/data:keep,/srv:ro"),
-			conf: rules("/data:protect /var/log:ro /boot:keep"),
-			want: map[string]want{"/boot": {"protected", "ofs-mounts="}, "/data": {"kept", "ofs-mounts="}, "/var/log": {"read-only", "ofsroot.conf"}, "/var": {"kept", "default"}},
+			cmd:   rules("/boot:protect,/data:keep,/srv:ro"),
+			conf:  rules("/data:protect /var/log:ro /boot:keep"),
+			want:  map[string]want{"/boot": {"protected", "ofs-mounts="}, "/data": {"kept", "ofs-mounts="}, "/var/log": {"read-only", "ofsroot.conf"}, "/var": {"kept", "default"}},
 			warns: []string{"ofs-mounts= asks ro for /srv, which is not a mount"}},
 		{name: "protect under a kept mount becomes ro",
 			cmd:   []cmdline.MountRule{{Mount: "/var/log", Policy: P}},

@@ -112,7 +112,7 @@ func main() {
 	reportBlock()
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 		runRequested(string(b))
-		pathChecks(string(b)) // paths.go
+		pathChecks(string(b))    // paths.go
 		fillRequested(string(b)) // fill.go
 	}
 	out.WriteString("PROBE END\n")
