@@ -205,3 +205,52 @@ func TestProtectMountFailsReadOnly(t *testing.T) {
 	}
 	settle(t, loop, b.paths.newRoot, b.paths.rw, realRO)
 }
+
+// TestHostileOfsrootConf: whatever /etc/ofsroot/ofsroot.conf is, reading
+// MOUNTS= ends (no hang, no unbounded read), never reads the initramfs's
+// own files, and a file that is there but unusable is reported.
+func TestHostileOfsrootConf(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		make  func(dir string) error
+		want  []cmdline.MountRule
+		warns bool
+	}{
+		{"fifo", func(d string) error { return unix.Mkfifo(d+"/ofsroot.conf", 0o644) }, nil, true},
+		{"huge", func(d string) error {
+			f, err := os.Create(d + "/ofsroot.conf")
+			if err == nil {
+				err = f.Truncate(confLimit + 1)
+				f.Close()
+			}
+			return err
+		}, nil, true},
+		{"folder", func(d string) error { return os.Mkdir(d+"/ofsroot.conf", 0o755) }, nil, true},
+		{"link climbing out", func(d string) error {
+			return os.Symlink("../../../../../../../../proc/self/environ", d+"/ofsroot.conf")
+		}, nil, false},
+		{"absolute link inside", func(d string) error {
+			if err := os.WriteFile(d+"/real.conf", []byte("MOUNTS='/boot:protect /x:bad'\n"), 0o644); err != nil {
+				return err
+			}
+			return os.Symlink("/etc/ofsroot/real.conf", d+"/ofsroot.conf")
+		}, []cmdline.MountRule{{Mount: "/boot", Policy: cmdline.MountProtect}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := root + "/etc/ofsroot"
+			os.MkdirAll(dir, 0o755)
+			if err := tc.make(dir); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := testBoot(t, "/dev/null", cmdline.Default())
+			_, conf := b.mountRules(root)
+			if fmt.Sprint(conf) != fmt.Sprint(tc.want) {
+				t.Errorf("rules %v, want %v", conf, tc.want)
+			}
+			if (len(b.status.Warnings) > 0) != tc.warns {
+				t.Errorf("warnings %q", b.status.Warnings)
+			}
+		})
+	}
+}
