@@ -36,8 +36,9 @@ var mountsFstab = []string{
 const mountsConf = "# ofsroot.conf of the per-mount policy test root\nBOARD=\"\"\nMOUNTS=\"/var/log:ro\"\n"
 
 // mountsImages makes the test root (a copy of the board's default root,
-// edited) and the data disk with partitions boot, data and log.
-func mountsImages(t *testing.T, l *lab, dir string) (root, disk string, parts []bootlab.DiskLayout) {
+// or of img when given, edited) and the data disk with partitions boot,
+// data and log.
+func mountsImages(t *testing.T, l *lab, dir, img string) (root, disk string, parts []bootlab.DiskLayout) {
 	t.Helper()
 	s := l.setup
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -51,7 +52,9 @@ func mountsImages(t *testing.T, l *lab, dir string) (root, disk string, parts []
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _ := s.DefaultRoot()
+	if img == "" {
+		img, _ = s.DefaultRoot()
+	}
 	var offset int64
 	if img == s.DiskImage {
 		offset = s.Layout.StartBytes
@@ -86,6 +89,13 @@ func mountsImages(t *testing.T, l *lab, dir string) (root, disk string, parts []
 		src := filepath.Join(dir, label)
 		os.MkdirAll(src, 0o755)
 		os.WriteFile(filepath.Join(src, "original"), []byte(label+"\n"), 0o644)
+		if label == "ofs-log" {
+			// What systemd-tmpfiles would create in /var/log: a
+			// read-only /var/log ships them.
+			for _, f := range []string{"wtmp", "btmp", "lastlog"} {
+				os.WriteFile(filepath.Join(src, f), nil, 0o664)
+			}
+		}
 		fss = append(fss, bootlab.Ext4{Dir: src, SizeBytes: 8 << 20, Label: label, UUID: fmt.Sprintf("0da7a000-0000-4000-8000-00000000000%d", i+1)})
 	}
 	disk = filepath.Join(dir, "data-disk.img")
@@ -212,7 +222,7 @@ func checkPolicy(t *testing.T, r *bootlab.Run, bootFrom string) {
 func TestMountPolicyBoots(t *testing.T) {
 	t.Parallel()
 	l := getLab(t, "qemu-x86_64")
-	root, disk, parts := mountsImages(t, l, filepath.Join(runDir, "mounts-x86"))
+	root, disk, parts := mountsImages(t, l, filepath.Join(runDir, "mounts-x86"), "")
 	bootHash, dataHash, logHash := partHash(t, disk, parts[0]), partHash(t, disk, parts[1]), partHash(t, disk, parts[2])
 	mountA := []string{"probe.run=/bin/busybox,mount,-a"}
 
@@ -282,7 +292,7 @@ func TestMountPolicyBoots(t *testing.T) {
 func TestMountPolicyARM(t *testing.T) {
 	t.Parallel()
 	l := getLab(t, "qemu-arm-virt")
-	root, disk, parts := mountsImages(t, l, filepath.Join(runDir, "mounts-arm"))
+	root, disk, parts := mountsImages(t, l, filepath.Join(runDir, "mounts-arm"), "")
 	bootHash, dataHash := partHash(t, disk, parts[0]), partHash(t, disk, parts[1])
 	r := mountsBoot(t, l, root, disk, "recurse0", "probe.run=/bin/busybox,mount,-a", "overlayroot=tmpfs:recurse=0", "ofs-mounts=/boot:protect",
 		"probe.write=/data", "probe.write=/boot", "probe.write=/var/log")
@@ -291,6 +301,35 @@ func TestMountPolicyARM(t *testing.T) {
 	if st := r.Report.Status; st == nil || st.Mode != bootstatus.Protected {
 		t.Errorf("status: %+v", st)
 	}
+	if partHash(t, disk, parts[0]) != bootHash {
+		t.Errorf("/boot (protected): its partition changed")
+	}
+	if partHash(t, disk, parts[1]) == dataHash {
+		t.Errorf("/data (kept) was written but its partition did not change")
+	}
+}
+
+// TestMountPolicySystemd: the systemd root (x86; with udev, which makes
+// the device units systemd waits for before it mounts) with the same fstab and
+// ofsroot.conf, booted with systemd.volatile=overlay and
+// ofs-mounts=/boot:protect: systemd's fstab generator mounts /data
+// writable and /var/log read-only from the rewritten fstab and leaves the
+// init's /boot overlay alone, no unit fails, and /boot's bytes are
+// unchanged.
+func TestMountPolicySystemd(t *testing.T) {
+	t.Parallel()
+	l := getLab(t, "qemu-x86_64")
+	img, err := l.setup.SystemdUdevImage()
+	if err != nil {
+		t.Fatalf("systemd root with udev: %v (the test needs Debian's mirror once; the debootstrap is cached)", err)
+	}
+	root, disk, parts := mountsImages(t, l, filepath.Join(runDir, "mounts-systemd"), img)
+	bootHash, dataHash := partHash(t, disk, parts[0]), partHash(t, disk, parts[1])
+	r := mountsBoot(t, l, root, disk, "systemd", "systemd.volatile=overlay", "ofs-mounts=/boot:protect",
+		"probe.write=/data", "probe.write=/boot", "probe.write=/var/log")
+	assertSystemdUp(t, r)
+	checkPolicy(t, r, "ofs-mounts=")
+	assertLine(t, r.Console, "ofsroot: systemd.volatile=overlay (a word of another overlay-root tool) becomes: overlayfs=yes")
 	if partHash(t, disk, parts[0]) != bootHash {
 		t.Errorf("/boot (protected): its partition changed")
 	}

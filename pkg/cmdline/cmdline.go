@@ -2,8 +2,11 @@
 // ofsroot init acts on: the overlay switch and its RAM size, the kernel's
 // own root words (root=, rootfstype=, rootflags=, ro, rw, rootwait,
 // rootdelay=, init=, panic=), the rescue policy, the firmware sandbox's
-// words (overlayfs=sandbox, ofs-sandbox-*), and where the writable layer
-// lives (ofs-upper=, ofs-upper-dir=, ofs-reset=).
+// words (overlayfs=sandbox, ofs-sandbox-*), where the writable layer
+// lives (ofs-upper=, ofs-upper-dir=, ofs-reset=), the per-mount policy
+// (ofs-mounts=, and MOUNTS= of ofsroot.conf through ConfVars) and the
+// protection words of other tools kept working (overlayroot=,
+// systemd.volatile=; mounts.go).
 //
 // Parsing is pure: Parse takes the text of /proc/cmdline. A bad value
 // never stops a boot; it yields a Warning naming the word, the value and
