@@ -48,6 +48,8 @@ type boot struct {
 	// layer is the persistent layer, when ofs-upper= names a device
 	// and it could be used (upper_device_linux.go).
 	layer *deviceLayer
+	// mountPlans: the per-mount policy (mountpolicy.go).
+	mountPlans []*mountPlan
 }
 
 // layout names the folders the layers are built in; tests build them
@@ -111,11 +113,15 @@ func (b *boot) run() error {
 	}
 	// In a sandbox the layers stay outside, in the initramfs.
 	if b.status.Mode == bootstatus.Protected && b.cfg.Overlay != cmdline.OverlaySandbox {
+		steps = append(steps, b.mountPolicySteps()...) // mountpolicy_linux.go
 		steps = append(steps, b.moveLayersSteps()...)
 		steps = append(steps, b.rewriteFstab())
 	}
 	if b.status.Mode == bootstatus.Degraded {
 		steps = append(steps, b.guardDegradedFstab())
+	}
+	if b.status.Mode != bootstatus.Protected || b.cfg.Overlay == cmdline.OverlaySandbox {
+		b.unprotectedMountPolicy()
 	}
 	b.x.Run(steps...)
 	b.markDegradedUpper() // upper_device_linux.go
@@ -174,6 +180,7 @@ func (b *boot) readCommandLine() {
 	if cfg.OverlayUnknown {
 		b.log.Loudf("overlayfs=%s is not a protection word this init knows (yes/no, on/off, true/false, 1/0, sandbox).\nFailing closed: the root is PROTECTED (overlayfs=yes)%s. Fix the word to change it.", cfg.OverlayWord, map[bool]string{true: " and rw is ignored", false: ""}[cfg.ReadWrite])
 	}
+	b.logAlias() // mountpolicy_linux.go
 	if cfg.Overlay.Protected() && cfg.ReadWrite {
 		b.log.Warnf("rw ignored: with overlayfs=yes the real root is always mounted read-only")
 	}
@@ -426,6 +433,7 @@ func (b *boot) rewriteFstab() Step {
 			b.log.Warnf("%s", w)
 			b.status.Warnings = append(b.status.Warnings, w)
 		}
+		out = b.applyMountPolicy(out) // mountpolicy_linux.go
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}

@@ -50,29 +50,49 @@ func (s *Setup) SystemdImage() (string, error) {
 		return "", fmt.Errorf("the lab for %s was not made by NewSetup", s.Board.Name)
 	}
 	s.systemd.once.Do(func() {
-		s.systemd.image, s.systemd.err = s.buildSystemdImage()
+		s.systemd.image, s.systemd.err = s.buildSystemdImage("systemd-root", "systemd-sysv")
 	})
 	return s.systemd.image, s.systemd.err
+}
+
+// SystemdUdevImage is SystemdImage with udev as well: systemd mounts an
+// fstab line of a block device (LABEL=, UUID=, /dev/...) only once udev
+// has made its device unit, so a root whose fstab has more than "/"
+// needs it. A debootstrap of its own, cached as SystemdImage's is.
+func (s *Setup) SystemdUdevImage() (string, error) {
+	if s.systemd == nil {
+		return "", fmt.Errorf("the lab for %s was not made by NewSetup", s.Board.Name)
+	}
+	s.systemd.udevOnce.Do(func() {
+		s.systemd.udevImage, s.systemd.udevErr = s.buildSystemdImage("systemd-udev-root", "systemd-sysv", "udev")
+	})
+	return s.systemd.udevImage, s.systemd.udevErr
 }
 
 type systemdRoot struct {
 	once  sync.Once
 	image string
 	err   error
+
+	udevOnce  sync.Once
+	udevImage string
+	udevErr   error
 }
 
-func (s *Setup) buildSystemdImage() (string, error) {
+// buildSystemdImage makes the image name.ext4 from a debootstrap with
+// the packages include.
+func (s *Setup) buildSystemdImage(name string, include ...string) (string, error) {
 	if s.Board.GOARCH != runtime.GOARCH {
 		return "", fmt.Errorf("a systemd root for %s (%s) needs qemu-user on this %s host; only %s boards get one", s.Board.Name, s.Board.DebianArch, runtime.GOARCH, runtime.GOARCH)
 	}
 	if s.Cache == "" {
 		return "", fmt.Errorf("the lab for %s has no cache folder (made by NewSetup)", s.Board.Name)
 	}
-	base, err := Debootstrap(s.Cache, SystemdSuite, s.Board.DebianArch, "systemd-sysv")
+	base, err := Debootstrap(s.Cache, SystemdSuite, s.Board.DebianArch, include...)
 	if err != nil {
 		return "", err
 	}
-	tree := filepath.Join(s.Work, "systemd-root")
+	tree := filepath.Join(s.Work, name)
 	os.RemoveAll(tree)
 	if out, err := exec.Command("cp", "-a", base, tree).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("cp -a %s %s: %v: %s", base, tree, err, out)
@@ -96,6 +116,14 @@ func (s *Setup) buildSystemdImage() (string, error) {
 	if err := copyFile(s.Probe, filepath.Join(tree, "usr/local/sbin/ofsroot-probe"), 0o755); err != nil {
 		return "", err
 	}
+	// A login prompt on the console would cut the probe's report
+	// lines (with udev, the serial console's device unit appears and
+	// its getty starts): masked.
+	for _, unit := range []string{"serial-getty@.service"} {
+		if err := os.Symlink("/dev/null", filepath.Join(tree, "etc/systemd/system", unit)); err != nil {
+			return "", err
+		}
+	}
 	wants := filepath.Join(tree, "etc/systemd/system/multi-user.target.wants")
 	if err := os.MkdirAll(wants, 0o755); err != nil {
 		return "", err
@@ -109,7 +137,7 @@ func (s *Setup) buildSystemdImage() (string, error) {
 	}
 	// Room for the journal, ext4's metadata and what a test writes.
 	size = (size*3/2 + 128<<20) &^ (1<<20 - 1)
-	img := filepath.Join(s.Work, "systemd-root.ext4")
+	img := filepath.Join(s.Work, name+".ext4")
 	if err := MakeExt4(Ext4{Dir: tree, SizeBytes: size, Label: RootLabel, UUID: RootUUID}, img); err != nil {
 		return "", err
 	}

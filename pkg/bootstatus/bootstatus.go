@@ -77,6 +77,52 @@ type Status struct {
 	StartedAt  float64 `json:"started_at"`
 	HandoverAt float64 `json:"handover_at"`
 	Cmdline    string  `json:"cmdline"`
+
+	// Alias is the overlayroot= or systemd.volatile= word the protection
+	// was taken from and what it became; absent without one.
+	Alias *Alias `json:"alias,omitempty"`
+	// Mounts is the per-mount policy's result for each mount of fstab
+	// other than "/" and swap (ofs-mounts=, MOUNTS= in ofsroot.conf);
+	// absent when the root is not protected.
+	Mounts []Mount `json:"mounts,omitempty"`
+}
+
+// Alias is a migration word (overlayroot=, systemd.volatile=).
+type Alias struct {
+	Word string `json:"word"` // as written, key=value
+	Mode string `json:"mode"` // what it became, in ofsroot's words
+	// Overridden: overlayfs= was given too and decided.
+	Overridden bool `json:"overridden,omitempty"`
+}
+
+// Mount policies, as Mount.Policy spells them.
+const (
+	MountKeep    = "keep"
+	MountProtect = "protect"
+	MountRO      = "ro"
+)
+
+// Mount is one fstab mount and what the boot made of it.
+type Mount struct {
+	Mount  string `json:"mount"`  // the mount point
+	Spec   string `json:"spec"`   // fstab's device field
+	Policy string `json:"policy"` // what was asked: MountKeep, MountProtect, MountRO
+	// From says who asked: "ofs-mounts=", "ofsroot.conf", the alias word,
+	// or "default".
+	From string `json:"from"`
+	// Result is what was done: "kept", "read-only", "protected", or
+	// "read-only (protect failed)" when the overlay could not be built
+	// and the fstab line was made read-only instead.
+	Result string `json:"result"`
+	// Device, Lower and Upper: for a protected mount, the device
+	// (write-protected), where it is mounted read-only, and the
+	// overlay's upper folder in RAM.
+	Device string `json:"device,omitempty"`
+	Lower  string `json:"lower,omitempty"`
+	Upper  string `json:"upper,omitempty"`
+	// Note says why the result differs from the policy, or what was
+	// noticed (noauto, a virtual filesystem).
+	Note string `json:"note,omitempty"`
 }
 
 // Root describes the real root device.

@@ -2,8 +2,11 @@
 // ofsroot init acts on: the overlay switch and its RAM size, the kernel's
 // own root words (root=, rootfstype=, rootflags=, ro, rw, rootwait,
 // rootdelay=, init=, panic=), the rescue policy, the firmware sandbox's
-// words (overlayfs=sandbox, ofs-sandbox-*), and where the writable layer
-// lives (ofs-upper=, ofs-upper-dir=, ofs-reset=).
+// words (overlayfs=sandbox, ofs-sandbox-*), where the writable layer
+// lives (ofs-upper=, ofs-upper-dir=, ofs-reset=), the per-mount policy
+// (ofs-mounts=, and MOUNTS= of ofsroot.conf through ConfVars) and the
+// protection words of other tools kept working (overlayroot=,
+// systemd.volatile=; mounts.go).
 //
 // Parsing is pure: Parse takes the text of /proc/cmdline. A bad value
 // never stops a boot; it yields a Warning naming the word, the value and
@@ -190,6 +193,15 @@ type Config struct {
 	// UpperReset: wipe a persistent layer at this boot (ofs-reset=1, which
 	// the boot scripts pass once and clear, as they do ofs-once).
 	UpperReset bool
+
+	// Mounts are the per-mount policies of ofs-mounts= (mounts.go);
+	// MountsRecurse: every other mount is protected the way overlayroot's
+	// recurse=1 does it (set by overlayroot=tmpfs): every block mount but
+	// vfat. Alias is the
+	// overlayroot= or systemd.volatile= word that set the protection.
+	Mounts        []MountRule
+	MountsRecurse bool
+	Alias         Alias
 }
 
 // Warning is a word whose value could not be used.
@@ -226,13 +238,26 @@ func Parse(line string) (Config, []Warning) {
 	warn := func(key, val, problem, def string) {
 		warns = append(warns, Warning{Word: key, Value: val, Problem: problem, Default: def})
 	}
+	overlaySeen := false
+	var aliasKey, aliasVal string
 	for _, w := range Split(line) {
 		if w == "--" {
 			break
 		}
 		key, val, hasVal := strings.Cut(w, "=")
 		switch key {
+		case "ofs-mounts":
+			rules, problems := ParseMountRules(val)
+			for _, p := range problems {
+				warn(key, val, p, "keep for that item")
+			}
+			c.Mounts = MergeMountRules(c.Mounts, rules)
+		case "overlayroot", "systemd.volatile":
+			if val != "" {
+				aliasKey, aliasVal = key, val
+			}
 		case "overlayfs":
+			overlaySeen = true
 			if !hasVal {
 				c.Overlay, c.OverlayWord, c.OverlayUnknown = OverlayOn, "yes", false
 				continue
@@ -387,6 +412,9 @@ func Parse(line string) (Config, []Warning) {
 		case "init":
 			c.Init = val
 		}
+	}
+	if aliasKey != "" {
+		applyAlias(&c, aliasKey, aliasVal, overlaySeen, warn)
 	}
 	return c, warns
 }

@@ -241,6 +241,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("overlayfs=no overlayfs=\x00 rw")
 	f.Add("ofs-upper=zram:zstd ofs-upper-dir=../x ofs-reset")
 	f.Add("ofs-upper=PARTUUID=0a0b0c0d-03 ofs-upper-dir=/layer/")
+	f.Add("ofs-mounts=/boot:protect,/var/log:ro overlayroot=tmpfs:recurse=0 systemd.volatile=overlay")
 	f.Fuzz(func(t *testing.T, s string) {
 		c, _ := Parse(s)
 		// Fail closed: the last overlayfs word decides, and only a word
@@ -274,6 +275,7 @@ func FuzzParse(f *testing.F) {
 		default:
 			t.Fatalf("rescue %q", c.Rescue)
 		}
-		checkUpper(t, c) // upper_test.go
+		checkUpper(t, c)     // upper_test.go
+		checkMounts(t, s, c) // mounts_test.go
 	})
 }

@@ -46,6 +46,8 @@ type Report struct {
 	// Reasons say why the root is not protected; Warnings anything odd.
 	Reasons  []string `json:"reasons,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Mounts are the per-mount policy's results (mounts.go).
+	Mounts []Mount `json:"mounts,omitempty"`
 }
 
 // Booted is what booted.
@@ -214,6 +216,7 @@ func Evaluate(in Inputs) (*Report, error) {
 		}
 	}
 	r.Protected = r.Protected || r.Mode == bootstatus.Protected || r.Mode == bootstatus.Sandbox
+	evaluateMounts(r, st, mounts) // mounts.go
 	return r, nil
 }
 
@@ -319,6 +322,7 @@ func (r *Report) Text(w io.Writer) {
 			fmt.Fprintf(w, "installed:  kernel %s, %s by ofsroot %s\n", k.Kernel, k.Initramfs, k.OfsrootVersion)
 		}
 	}
+	r.mountsText(w) // mounts.go
 	for _, s := range r.Reasons {
 		fmt.Fprintf(w, "reason:     %s\n", s)
 	}

@@ -125,6 +125,7 @@ func main() {
 	}
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 		runRequested(string(b))
+		pathChecks(string(b))    // paths.go
 		fillRequested(string(b)) // fill.go
 	}
 	out.WriteString("PROBE END\n")
