@@ -73,8 +73,8 @@ func classifyScript(script []byte) unsetMeaning {
 	return noToggles
 }
 
-// findBootPolicy reads the boot script at path, or, when path is "",
-// the first of bootScriptPaths that exists; with none, flash-kernel
+// findBootPolicy reads the boot script at path (an error if it cannot),
+// or, when path is "", the first of bootScriptPaths that reads; with none, flash-kernel
 // with the package's snippet (which the next flash-kernel run puts in
 // the script it generates) means protected; else unknown.
 func findBootPolicy(path string) (bootPolicy, error) {
@@ -84,7 +84,9 @@ func findBootPolicy(path string) (bootPolicy, error) {
 	}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
-		if os.IsNotExist(err) && path == "" {
+		if err != nil && path == "" {
+			// Searching: a script that cannot be read tells nothing, and
+			// must not keep the toggles from being set.
 			continue
 		}
 		if err != nil {

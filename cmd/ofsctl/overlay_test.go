@@ -308,6 +308,20 @@ func TestOverlayNextBootByScript(t *testing.T) {
 			t.Errorf("%s", out)
 		}
 	})
+	t.Run("an unreadable script", func(t *testing.T) {
+		// A folder where the script would be: reading fails, which must
+		// not keep overlay on from working.
+		dir := installedScript(t, "")
+		os.Mkdir(bootScriptPaths[0], 0o755)
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+		code, out, errOut := l.run(t, "overlay", "on")
+		if code != 0 || !strings.Contains(out, "next boot: protected") {
+			t.Errorf("overlay on with %s unreadable: exit %d %s %s", dir, code, out, errOut)
+		}
+		if out := show(t, l); !strings.Contains(out, "overlayfs=yes\n") {
+			t.Errorf("%s", out)
+		}
+	})
 	t.Run("a script without the toggles", func(t *testing.T) {
 		installedScript(t, "setenv bootargs quiet\nbootz ${kernel_addr_r}\n")
 		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd", "overlayfs", "yes")
