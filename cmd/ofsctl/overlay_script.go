@@ -29,6 +29,18 @@ const (
 	noToggles
 )
 
+func (m unsetMeaning) String() string {
+	switch m {
+	case unsetPlain:
+		return "unset: plain"
+	case unsetProtected:
+		return "unset: protected"
+	case noToggles:
+		return "no toggles"
+	}
+	return "unknown"
+}
+
 // bootPolicy is the installed boot script's meaning of an unset
 // overlayfs and where that was read (a path, for the messages).
 type bootPolicy struct {
