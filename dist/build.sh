@@ -68,10 +68,13 @@ for arch in $ARCHES; do
 	install -m 755 dist/grub/06_ofsroot "$s/etc/grub.d/06_ofsroot"
 	install -m 644 dist/grub/ofsroot.cfg "$s/etc/default/grub.d/ofsroot.cfg"
 	install -m 644 dist/flash-kernel/ofsroot "$s/usr/share/flash-kernel/ubootenv.d/ofsroot"
+	install -D -m 644 dist/flash-kernel/ofsroot.db "$s/usr/share/flash-kernel/db/ofsroot.db"
 	install -m 644 dist/debian/copyright "$s/usr/share/doc/ofsroot/copyright"
 	install -m 644 dist/debian/lintian-overrides "$s/usr/share/lintian/overrides/ofsroot"
-	printf 'ofsroot (%s) unstable; urgency=medium\n\n  * Built by make dist from commit %s.\n\n -- ofsroot developers <ofsroot@example.org>  %s\n' \
-		"$debver" "$commit" "$changelog_date" | gzip -9n >"$s/usr/share/doc/ofsroot/changelog.Debian.gz"
+	# The changelog's trailer names the Maintainer of control.in.
+	maintainer=$(sed -n 's/^Maintainer: //p' dist/debian/control.in)
+	printf 'ofsroot (%s) unstable; urgency=medium\n\n  * Built by make dist from commit %s.\n\n -- %s  %s\n' \
+		"$debver" "$commit" "$maintainer" "$changelog_date" | gzip -9n >"$s/usr/share/doc/ofsroot/changelog.Debian.gz"
 	chmod 644 "$s/usr/share/doc/ofsroot/changelog.Debian.gz"
 
 	size=$(du -sk --exclude=DEBIAN "$s" | cut -f1)

@@ -80,17 +80,7 @@ func TestFlashKernelSnippet(t *testing.T) {
 	defer func() { <-bootSem }()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	logPath := filepath.Join(dir, "console.log")
-	sess, err := bootlab.StartUBoot(ctx, bootlab.UBootSpec{Board: b, Binary: bin, SPI: spi, Stick: stick, Log: logPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console log: %s\nconsole tail:\n%s", logPath, tail(sess.Text(), 40))
-		}
-	})
+	sess := startUBoot(t, ctx, bootlab.UBootSpec{Board: b, Binary: bin, SPI: spi, Stick: stick, Log: filepath.Join(dir, "console.log")})
 	const wait = 3 * time.Minute
 	if err := sess.Interrupt(wait); err != nil {
 		t.Fatalf("U-Boot prompt: %v", err)
@@ -146,17 +136,7 @@ func TestFlashKernelSnippet(t *testing.T) {
 	sess.Close()
 
 	// What U-Boot saved (with ofs-once already cleared), read on the host.
-	cfgPath := filepath.Join(dir, "fw_env.config")
-	os.WriteFile(cfgPath, []byte(spi+" 0xC0000 0x2000 0x1000\n"), 0o644)
-	cfg, err := ubootenv.ReadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := ubootenv.Open(cfg, ubootenv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := savedEnv(t, dir, spi)
 	e := st.Env()
 	if v, _ := e.Get("overlayfs"); v != "yes" || !st.Valid() {
 		t.Errorf("saved environment: overlayfs=%q (valid %v)", v, st.Valid())
@@ -167,4 +147,46 @@ func TestFlashKernelSnippet(t *testing.T) {
 	if _, ok := e.Get("ofs-reset"); ok {
 		t.Error("the saved environment still has ofs-reset: every boot would empty the layer")
 	}
+	// bootargs as the script had made it (flash-kernel's words added)
+	// would come back twice at every boot.
+	if v, ok := e.Get("bootargs"); ok {
+		t.Errorf("the saved environment has bootargs=%q", v)
+	}
+}
+
+// startUBoot starts the U-Boot session spec describes and shows the
+// tail of its console (spec.Log) if the test fails; the session is
+// closed when the test ends.
+func startUBoot(t *testing.T, ctx context.Context, spec bootlab.UBootSpec) *bootlab.UBootSession {
+	t.Helper()
+	sess, err := bootlab.StartUBoot(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sess.Close()
+		if t.Failed() {
+			t.Logf("console log: %s\nconsole tail:\n%s", spec.Log, tail(sess.Text(), 40))
+		}
+	})
+	return sess
+}
+
+// savedEnv opens, on the host, the environment saved in the board's SPI
+// NOR image spi (a fw_env.config for it is written in dir); the test
+// ends if it has no valid copy.
+func savedEnv(t *testing.T, dir, spi string) *ubootenv.Store {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "fw_env.config")
+	os.WriteFile(cfgPath, []byte(spi+" 0xC0000 0x2000 0x1000\n"), 0o644)
+	cfg, err := ubootenv.ReadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ubootenv.Open(cfg, ubootenv.Options{})
+	if err != nil {
+		t.Fatalf("the saved environment in %s: %v", spi, err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

@@ -19,7 +19,7 @@ func init() {
 	}
 }
 
-const overlayUsage = `Usage: ofsctl overlay [-c CONFIG] [-f DEFAULTS] [--bootloader auto|uboot|grub] [--grubenv FILE] [on | off | size N | once]
+const overlayUsage = `Usage: ofsctl overlay [-c CONFIG] [-f DEFAULTS] [--bootloader auto|uboot|grub] [--grubenv FILE] [--boot-script FILE] [on | off | size N | once]
 
 Sets the U-Boot variables ofsroot's boot script (boot.scr from ofsroot
 bootfiles) turns into kernel command-line words:
@@ -35,6 +35,16 @@ bootfiles) turns into kernel command-line words:
 on and off also cancel a pending once. Without a word it shows what the
 environment says and what the next boot will do. CONFIG and DEFAULTS are
 as for ofsctl env (default /etc/fw_env.config, /etc/u-boot-initial-env).
+
+What an unset overlayfs means is the boot script's choice: ofsroot's
+boot.scr boots plain, one made --protect-by-default and the one
+flash-kernel generates with the package's snippet
+(/usr/share/flash-kernel/ubootenv.d/ofsroot) boot protected. ofsctl reads
+the installed script (--boot-script, default /boot/boot.scr.uimg,
+/boot/boot.scr or /boot/firmware/boot.scr; with none, flash-kernel and
+the snippet installed mean protected) and says which; when nothing tells,
+it says so. A script that does not read overlayfs at all (flash-kernel's
+without the snippet) boots plain whatever the environment says.
 
 On a GRUB machine (no fw_env.config, a /boot/grub folder; or
 --bootloader grub) the same words set overlayfs, ofs_size and ofs_once in
@@ -61,6 +71,7 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 	}
 	bootloader := f.fs.String("bootloader", "auto", "`WHICH` environment to use: uboot, grub, or auto (uboot when CONFIG exists, else grub when GRUBENV's folder does)")
 	grubPath := f.fs.String("grubenv", grubenv.DefaultPath, "GRUB's environment block `GRUBENV`")
+	script := f.fs.String("boot-script", "", "the U-Boot boot script `FILE` the board runs, read to tell what an unset overlayfs means (default: the first of "+strings.Join(bootScriptPaths, ", ")+")")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -80,7 +91,11 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer s.Close()
-		overlayShow(stdout, s.Env())
+		p, err := findBootPolicy(*script)
+		if err != nil {
+			return err
+		}
+		overlayShow(stdout, s.Env(), p)
 		return nil
 	case words[0] == "on" && len(words) == 1:
 		change = func(e toggles) error {
@@ -115,6 +130,10 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 	if which == "grub" {
 		return overlayGrub(*grubPath, change, stdout)
 	}
+	p, err := findBootPolicy(*script)
+	if err != nil {
+		return err
+	}
 	s, err := f.open(stderr)
 	if err != nil {
 		return err
@@ -129,12 +148,13 @@ func runOverlay(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	overlayShow(stdout, e)
+	overlayShow(stdout, e, p)
 	return nil
 }
 
-// overlayShow prints the three variables and what the next boot does.
-func overlayShow(w io.Writer, e *ubootenv.Env) {
+// overlayShow prints the three variables and what the next boot does
+// under the boot script p describes.
+func overlayShow(w io.Writer, e *ubootenv.Env, p bootPolicy) {
 	for _, n := range []string{overlayVar, overlaySizeVar, overlayOnceVar} {
 		if v, ok := e.Get(n); ok {
 			fmt.Fprintf(w, "%s=%s\n", n, v)
@@ -142,12 +162,47 @@ func overlayShow(w io.Writer, e *ubootenv.Env) {
 			fmt.Fprintf(w, "%s is not set\n", n)
 		}
 	}
-	fmt.Fprintf(w, "next boot: %s\n", NextBoot(e))
+	fmt.Fprintf(w, "next boot: %s\n", nextBoot(e, p))
 }
 
 // NextBoot says in words what the next boot does with e, reading the
-// values the way the init does.
-func NextBoot(e getter) string {
+// values the way the init does, under ofsroot's own boot.scr (an unset
+// overlayfs: a plain boot).
+func NextBoot(e getter) string { return nextBoot(e, bootPolicy{unset: unsetPlain}) }
+
+// nextBoot is NextBoot under the boot script p describes.
+func nextBoot(e getter, p bootPolicy) string {
+	if p.unset == noToggles {
+		return fmt.Sprintf("plain: the boot script %s does not read overlayfs, so no toggle reaches the kernel (regenerate it: flash-kernel with the ofsroot package installed, or ofsroot bootfiles)", p.from)
+	}
+	note := ""
+	if _, set := e.Get(overlayVar); !set {
+		switch p.unset {
+		case unsetProtected:
+			e = defaultYes{e}
+			note = " (overlayfs is not set, which " + p.from + " boots as yes)"
+		case unsetUnknown:
+			return "plain or protected, as the boot script decides: overlayfs is not set, which ofsroot's boot.scr boots plain and a protect-by-default script " +
+				"(flash-kernel's with ofsroot's snippet, or a boot.scr made --protect-by-default) boots protected; no boot script was found (" +
+				strings.Join(bootScriptPaths, ", ") + ") to tell which: name it with --boot-script, or set overlayfs (ofsctl overlay on|off)"
+		}
+	}
+	return nextBootMode(e, p) + note
+}
+
+// defaultYes reads an unset overlayfs as yes.
+type defaultYes struct{ getter }
+
+func (d defaultYes) Get(name string) (string, bool) {
+	v, ok := d.getter.Get(name)
+	if !ok && name == overlayVar {
+		return "yes", true
+	}
+	return v, ok
+}
+
+// nextBootMode is nextBoot's reading of the values.
+func nextBootMode(e getter, p bootPolicy) string {
 	size := "50% of RAM (the default)"
 	if v, ok := e.Get(overlaySizeVar); ok {
 		if _, err := cmdline.ParseSize(v); err != nil {
@@ -167,6 +222,8 @@ func NextBoot(e getter) string {
 	protected := set && cfg.Overlay.Protected()
 	var mode string
 	switch {
+	case !set && p.from != "":
+		mode = "plain (overlayfs is not set, which " + p.from + " boots plain)"
 	case !set:
 		mode = "plain (overlayfs is not set)"
 	case cfg.OverlayUnknown:

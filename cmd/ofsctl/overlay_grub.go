@@ -36,18 +36,6 @@ func (g grubToggles) Get(name string) (string, bool) { return g.e.Get(grubNames[
 func (g grubToggles) Set(name, value string) error   { return g.e.Set(grubNames[name], value) }
 func (g grubToggles) Delete(name string) error       { g.e.Delete(grubNames[name]); return nil }
 
-// grubNext reads GRUB's toggles for NextBoot: the package's snippet
-// treats an unset overlayfs as yes.
-type grubNext struct{ grubToggles }
-
-func (g grubNext) Get(name string) (string, bool) {
-	v, ok := g.grubToggles.Get(name)
-	if !ok && name == overlayVar {
-		return "yes", true
-	}
-	return v, ok
-}
-
 // overlayBootloader picks the environment to use: as asked, or uboot
 // when fw_env.config exists, else grub when the grubenv's folder does.
 func overlayBootloader(which, ubootConfig, grubPath string) (string, error) {
@@ -100,7 +88,8 @@ func overlayGrub(path string, change func(toggles) error, stdout io.Writer) erro
 			fmt.Fprintf(stdout, "%s is not set (GRUB)\n", g)
 		}
 	}
-	fmt.Fprintf(stdout, "next boot: %s\n", NextBoot(grubNext{grubToggles{e}}))
+	// The package's snippet treats an unset overlayfs as yes.
+	fmt.Fprintf(stdout, "next boot: %s\n", NextBoot(defaultYes{grubToggles{e}}))
 	return nil
 }
 

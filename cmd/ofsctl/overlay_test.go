@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/boot"
 	"github.com/ofsroot/ofsroot/pkg/ubootenv"
 )
@@ -25,13 +26,14 @@ func TestOverlayVarsMatchTheScript(t *testing.T) {
 }
 
 func TestOverlayWords(t *testing.T) {
+	installedScript(t, plainScript(t))
 	l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
 	steps := []struct {
 		args     []string
 		vars     map[string]string // "" = must be unset
 		nextBoot string
 	}{
-		{[]string{"overlay"}, map[string]string{"overlayfs": "", "ofs-size": "", "ofs-once": ""}, "next boot: plain (overlayfs is not set)"},
+		{[]string{"overlay"}, map[string]string{"overlayfs": "", "ofs-size": "", "ofs-once": ""}, "next boot: plain (overlayfs is not set, which "},
 		{[]string{"overlay", "on"}, map[string]string{"overlayfs": "yes"}, "next boot: protected, a RAM layer of 50% of RAM (the default)"},
 		{[]string{"overlay", "size", "20"}, map[string]string{"ofs-size": "20"}, "next boot: protected, a RAM layer of 20% of RAM"},
 		{[]string{"overlay", "size", "512M"}, map[string]string{"ofs-size": "512M"}, "a RAM layer of 512M"},
@@ -169,4 +171,176 @@ func TestOverlayGrub(t *testing.T) {
 	if code := program.Main([]string{"overlay", "-c", filepath.Join(dir, "none"), "--grubenv", filepath.Join(dir, "no/such/grubenv"), "on"}, io.Discard, &errOut); code != 1 || !strings.Contains(errOut.String(), "no bootloader environment found") {
 		t.Errorf("neither bootloader: exit %d %q", code, errOut.String())
 	}
+}
+
+// plainScript is ofsroot's boot.scr for the Nitrogen6X, as text.
+func plainScript(t *testing.T) string {
+	t.Helper()
+	b, err := board.Lookup("nitrogen6x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := boot.Script(b, boot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// installedScript points ofsctl's search for the installed boot script
+// at a temporary /boot holding script ("": none), with neither
+// flash-kernel nor its snippet installed, for the test's duration.
+func installedScript(t *testing.T, script string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "boot.scr")
+	if script != "" {
+		os.WriteFile(path, []byte(script), 0o644)
+	}
+	oldPaths, oldFK, oldSnippets := bootScriptPaths, flashKernelPath, fkSnippetPaths
+	bootScriptPaths = []string{path}
+	flashKernelPath = filepath.Join(dir, "no-flash-kernel")
+	fkSnippetPaths = []string{filepath.Join(dir, "no-snippet")}
+	t.Cleanup(func() { bootScriptPaths, flashKernelPath, fkSnippetPaths = oldPaths, oldFK, oldSnippets })
+	return dir
+}
+
+// TestClassifyScript: the scripts the project makes, as text and as
+// the mkimage images U-Boot loads, read for what an unset overlayfs
+// means: ofsroot's boot.scr plain, its --protect-by-default one and
+// flash-kernel's script with the package's snippet protected, and
+// flash-kernel's script without the snippet passes no toggle at all.
+func TestClassifyScript(t *testing.T) {
+	b, err := board.Lookup("nitrogen6x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := boot.Script(b, boot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	field, err := boot.Script(b, boot.Options{ProtectByDefault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snippet, err := os.ReadFile("../../dist/flash-kernel/ofsroot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flash-kernel's bootscr.uboot-generic, shortened: bootargs, then
+	// the ubootenv.d snippets at @@UBOOT_ENV_EXTRA@@, then the load.
+	fk := "setenv bootargs \"${bootargs} quiet\"\n@@SNIPPET@@\nload mmc 0:1 ${kernel_addr_r} vmlinuz-6.1.0-50-armmp\n"
+	withSnippet := strings.Replace(fk, "@@SNIPPET@@", string(snippet), 1)
+	withoutSnippet := strings.Replace(fk, "@@SNIPPET@@", "", 1)
+	for _, tc := range []struct {
+		name, script string
+		want         unsetMeaning
+	}{
+		{"boot.scr", plain, unsetPlain},
+		{"boot.scr --protect-by-default", field, unsetProtected},
+		{"flash-kernel with the snippet", withSnippet, unsetProtected},
+		{"flash-kernel without the snippet", withoutSnippet, noToggles},
+		{"another script reading overlayfs", "setenv bootargs \"overlayfs=${overlayfs}\"", unsetUnknown},
+	} {
+		if got := classifyScript([]byte(tc.script)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+		// As mkimage makes it: the text after a 64-byte header.
+		img := append(append(bytes.Repeat([]byte{0x27}, 72), tc.script...), 0)
+		if got := classifyScript(img); got != tc.want {
+			t.Errorf("%s as an image: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestOverlayNextBootByScript: `ofsctl overlay`'s "next boot:" line
+// with overlayfs unset follows the installed boot script, and with
+// none, flash-kernel with the snippet; when nothing tells, it says so.
+func TestOverlayNextBootByScript(t *testing.T) {
+	b, _ := board.Lookup("nitrogen6x")
+	field, _ := boot.Script(b, boot.Options{ProtectByDefault: true})
+	snippet, err := os.ReadFile("../../dist/flash-kernel/ofsroot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	show := func(t *testing.T, l *envLab) string {
+		t.Helper()
+		code, out, errOut := l.run(t, "overlay")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		return out
+	}
+	t.Run("plain boot.scr", func(t *testing.T) {
+		dir := installedScript(t, plainScript(t))
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+		if out := show(t, l); !strings.Contains(out, "next boot: plain (overlayfs is not set, which "+filepath.Join(dir, "boot.scr")+" boots plain)") {
+			t.Errorf("%s", out)
+		}
+	})
+	t.Run("protect-by-default boot.scr", func(t *testing.T) {
+		installedScript(t, field)
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd", "ofs-once", "1")
+		if out := show(t, l); !strings.Contains(out, "next boot: maintenance, the overlay off this once; then protected, a RAM layer of 50% of RAM (the default) (overlayfs is not set, which ") {
+			t.Errorf("%s", out)
+		}
+	})
+	t.Run("flash-kernel and the snippet, no script yet", func(t *testing.T) {
+		dir := installedScript(t, "")
+		flashKernelPath = filepath.Join(dir, "flash-kernel")
+		fkSnippetPaths = []string{filepath.Join(dir, "etc-ofsroot"), filepath.Join(dir, "ofsroot")}
+		os.WriteFile(flashKernelPath, []byte("#!/bin/sh\n"), 0o755)
+		os.WriteFile(fkSnippetPaths[1], snippet, 0o644)
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+		if out := show(t, l); !strings.Contains(out, "next boot: protected, a RAM layer of 50% of RAM (the default) (overlayfs is not set, which flash-kernel's boot script with "+fkSnippetPaths[1]+" boots as yes)") {
+			t.Errorf("%s", out)
+		}
+		// Set, the value rules whatever the script's default.
+		l.run(t, "overlay", "off")
+		if out := show(t, l); !strings.Contains(out, "next boot: plain (overlayfs=no)") {
+			t.Errorf("after overlay off: %s", out)
+		}
+	})
+	t.Run("nothing tells", func(t *testing.T) {
+		installedScript(t, "")
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+		if out := show(t, l); !strings.Contains(out, "next boot: plain or protected, as the boot script decides") || !strings.Contains(out, "--boot-script") {
+			t.Errorf("%s", out)
+		}
+	})
+	t.Run("an unreadable script", func(t *testing.T) {
+		// A folder where the script would be: reading fails, which must
+		// not keep overlay on from working.
+		dir := installedScript(t, "")
+		os.Mkdir(bootScriptPaths[0], 0o755)
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+		code, out, errOut := l.run(t, "overlay", "on")
+		if code != 0 || !strings.Contains(out, "next boot: protected") {
+			t.Errorf("overlay on with %s unreadable: exit %d %s %s", dir, code, out, errOut)
+		}
+		if out := show(t, l); !strings.Contains(out, "overlayfs=yes\n") {
+			t.Errorf("%s", out)
+		}
+	})
+	t.Run("a script without the toggles", func(t *testing.T) {
+		installedScript(t, "setenv bootargs quiet\nbootz ${kernel_addr_r}\n")
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd", "overlayfs", "yes")
+		if out := show(t, l); !strings.Contains(out, "next boot: plain: the boot script") || !strings.Contains(out, "does not read overlayfs") {
+			t.Errorf("%s", out)
+		}
+	})
+	t.Run("--boot-script", func(t *testing.T) {
+		installedScript(t, plainScript(t))
+		p := filepath.Join(t.TempDir(), "boot.scr")
+		os.WriteFile(p, []byte(field), 0o644)
+		l := newEnvLab(t, false, "bootcmd", "run distro_bootcmd")
+		code, out, errOut := l.run(t, "overlay", "--boot-script", p)
+		if code != 0 || !strings.Contains(out, "next boot: protected, a RAM layer of 50% of RAM (the default) (overlayfs is not set, which "+p+" boots as yes)") {
+			t.Errorf("exit %d %s %s", code, out, errOut)
+		}
+		code, _, errOut = l.run(t, "overlay", "--boot-script", p+".missing")
+		if code == 0 || !strings.Contains(errOut, "reading the boot script") {
+			t.Errorf("a missing --boot-script: exit %d %s", code, errOut)
+		}
+	})
 }

@@ -81,9 +81,10 @@ func MakeErasedFlash(out string, size int64) error {
 const StickDiskID = "0b007ab1"
 
 // MakeBootStick writes a disk image to out: an MBR with one bootable FAT
-// partition from 1 MiB holding the files of dir, as a board's boot
-// partition would. It uses sfdisk, mkfs.vfat (--offset) and mtools'
-// mcopy on the image, so nothing is mounted.
+// partition from 1 MiB holding the files and folders of dir, as a
+// board's boot partition would (a separate /boot: flash-kernel's
+// dtbs/VERSION/ folder too). It uses sfdisk, mkfs.vfat (--offset) and
+// mtools' mcopy on the image, so nothing is mounted.
 func MakeBootStick(dir, out string, sizeMiB int) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -92,12 +93,25 @@ func MakeBootStick(dir, out string, sizeMiB int) error {
 	var files []string
 	var total int64
 	for _, e := range entries {
-		if e.Type().IsRegular() {
+		if e.Type().IsRegular() || e.IsDir() {
 			files = append(files, filepath.Join(dir, e.Name()))
-			if fi, err := e.Info(); err == nil {
-				total += fi.Size()
-			}
 		}
+	}
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += fi.Size() + 4096 // and a cluster's slack
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	sort.Strings(files)
 	if sizeMiB == 0 {
@@ -130,7 +144,7 @@ func MakeBootStick(dir, out string, sizeMiB int) error {
 		return fmt.Errorf("mkfs.vfat %s: %v\n%s", strings.Join(args, " "), err, o)
 	}
 	img := fmt.Sprintf("%s@@%d", out, start*512)
-	cargs := append([]string{"-i", img, "-m", "-o"}, files...)
+	cargs := append([]string{"-i", img, "-s", "-m", "-o"}, files...)
 	cargs = append(cargs, "::/")
 	cmd = exec.Command("mcopy", cargs...)
 	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")

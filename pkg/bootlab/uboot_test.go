@@ -93,6 +93,9 @@ func TestMakeBootStick(t *testing.T) {
 	os.Mkdir(files, 0o755)
 	os.WriteFile(filepath.Join(files, "boot.scr"), []byte("script"), 0o644)
 	os.WriteFile(filepath.Join(files, "zImage"), bytes.Repeat([]byte("k"), 3<<20), 0o644)
+	// flash-kernel's layout: the device tree in dtbs/VERSION/.
+	os.MkdirAll(filepath.Join(files, "dtbs", "6.1.0-50-armmp"), 0o755)
+	os.WriteFile(filepath.Join(files, "dtbs", "6.1.0-50-armmp", "board.dtb"), []byte("dtb"), 0o644)
 	stick := filepath.Join(dir, "usb.img")
 	if err := MakeBootStick(files, stick, 0); err != nil {
 		t.Fatal(err)
@@ -108,6 +111,10 @@ func TestMakeBootStick(t *testing.T) {
 	out, err := exec.Command("mtype", "-i", stick+"@@1048576", "::/boot.scr").CombinedOutput()
 	if err != nil || string(out) != "script" {
 		t.Errorf("mtype boot.scr: %v %q", err, out)
+	}
+	out, err = exec.Command("mtype", "-i", stick+"@@1048576", "::/dtbs/6.1.0-50-armmp/board.dtb").CombinedOutput()
+	if err != nil || string(out) != "dtb" {
+		t.Errorf("mtype dtbs/6.1.0-50-armmp/board.dtb: %v %q", err, out)
 	}
 	if err := MakeBootStick(files, filepath.Join(dir, "small.img"), 2); err == nil {
 		t.Error("a stick too small for the files: want an error")
