@@ -129,16 +129,7 @@ func imageUBootBoot(t *testing.T, l *lab, res *diskimage.Result, fstype string, 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logPath := filepath.Join(dir, "console.log")
-	sess, err := bootlab.StartUBoot(ctx, bootlab.UBootSpec{Board: b, Binary: bin, SPI: spi, SD: sd, Stick: stick, Log: logPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console log: %s\nconsole tail:\n%s", logPath, tail(sess.Text(), 40))
-		}
-	})
+	sess := startUBoot(t, ctx, bootlab.UBootSpec{Board: b, Binary: bin, SPI: spi, SD: sd, Stick: stick, Log: logPath}) // flashkernel_test.go
 	device := b.QEMU.PartitionDevice(root.Number)
 	wait := func(what string) *bootlab.Run {
 		t.Helper()
