@@ -113,6 +113,23 @@ type Upper struct {
 	Device string `json:"device,omitempty"` // /dev/zram0, /dev/vdb1
 	FSType string `json:"fstype,omitempty"` // the layer's filesystem
 	Dir    string `json:"dir,omitempty"`    // folder on it holding upper/ and work/
+
+	// Fallback says why the kind asked for (Asked) could not be used:
+	// the layer is then the tmpfs RAM layer (Kind "ram"), loudly.
+	Fallback string `json:"fallback,omitempty"`
+	// Zram is a zram layer's setup (Kind "zram").
+	Zram *Zram `json:"zram,omitempty"`
+}
+
+// Zram is how the init set up a zram layer's device.
+type Zram struct {
+	Algorithm string `json:"algorithm"` // the compressor in use
+	// Offered are the compressors the kernel's zram listed.
+	Offered       []string `json:"offered,omitempty"`
+	DisksizeBytes uint64   `json:"disksize_bytes"`  // the disk's (uncompressed) size
+	MemLimitBytes uint64   `json:"mem_limit_bytes"` // the RAM it may take; 0: no cap
+	// Mkfs is the mke2fs the filesystem was made with.
+	Mkfs string `json:"mkfs,omitempty"`
 }
 
 // Overlay describes the overlay mounted as the new /.
