@@ -18,6 +18,7 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/units"
+	"github.com/ofsroot/ofsroot/pkg/zram"
 )
 
 // Report is the protection status. Field names are part of ofsctl's
@@ -75,6 +76,9 @@ type RAMUse struct {
 	InodesUsed   uint64  `json:"inodes_used"`
 	UsePercent   float64 `json:"use_percent"`
 	InodePercent float64 `json:"inode_percent"`
+	// Zram is the device of a zram layer: its compression ratio and the
+	// RAM it takes against its cap.
+	Zram *zram.Stat `json:"zram,omitempty"`
 }
 
 // KernelView is the mountinfo line of /.
@@ -101,6 +105,9 @@ type Inputs struct {
 	StatusFile string
 	// Statfs reads a mounted filesystem's use; nil leaves RAM out.
 	Statfs func(path string) (Statfs, error)
+	// Zram reads the zram device behind a mount source (nil, nil when
+	// the source is none: ZramOf); nil leaves it out.
+	Zram func(source string) (*zram.Stat, error)
 	// Kernels are the installed kernels (InstalledKernels); each one
 	// whose initramfs is not ofsroot's is warned about.
 	Kernels []KernelInitramfs
@@ -185,6 +192,13 @@ func Evaluate(in Inputs) (*Report, error) {
 		if upper, ok := root.Option("upperdir"); ok && in.Statfs != nil {
 			if rw, ok := mountOf(mounts, upper); ok {
 				r.RAM = ramUse(rw, in.Statfs, &r.Warnings)
+				if r.RAM != nil && in.Zram != nil {
+					z, err := in.Zram(rw.Source)
+					if err != nil {
+						r.Warnings = append(r.Warnings, fmt.Sprintf("zram layer %s: %v", rw.Source, err))
+					}
+					r.RAM.Zram = z
+				}
 			}
 		}
 	} else {
@@ -206,6 +220,9 @@ func Evaluate(in Inputs) (*Report, error) {
 		if r.Mode == bootstatus.Degraded && !root.ReadOnly() {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("/ (%s) is mounted read-write: writes reach the device", root.Source))
 		}
+	}
+	if st != nil && st.Upper != nil && st.Upper.Fallback != "" {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the writable layer is a %s, not the ofs-upper=%s asked for: %s", st.Upper.FSType, st.Upper.Asked, st.Upper.Fallback))
 	}
 	r.Protected = r.Mode == bootstatus.Protected || r.Mode == bootstatus.Sandbox
 	return r, nil
@@ -288,6 +305,14 @@ func (r *Report) Text(w io.Writer) {
 	if u := r.RAM; u != nil {
 		fmt.Fprintf(w, "RAM layer:  %s at %s: %s of %s used (%.1f%%), %d of %d inodes (%.1f%%)\n",
 			u.Source, u.Mount, units.Bytes(u.UsedBytes), units.Bytes(u.SizeBytes), u.UsePercent, u.InodesUsed, u.Inodes, u.InodePercent)
+		if z := u.Zram; z != nil {
+			limit := "no cap"
+			if z.MemLimitBytes > 0 {
+				limit = fmt.Sprintf("%.1f%% of its cap of %s", z.MemPercent, units.Bytes(z.MemLimitBytes))
+			}
+			fmt.Fprintf(w, "zram:       %s, compression ratio %.2f (%s of data in %s); RAM used %s, %s\n",
+				z.Algorithm, z.Ratio, units.Bytes(z.DataBytes), units.Bytes(z.ComprBytes), units.Bytes(z.MemUsedBytes), limit)
+		}
 	}
 	opts := r.Kernel.RootOptions
 	if r.Kernel.RootSuperOptions != "" {
