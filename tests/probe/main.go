@@ -111,8 +111,13 @@ func main() {
 	reportStatus()
 	reportBlock()
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
-		runRequested(string(b))
-		fillRequested(string(b)) // fill.go
+		if fillFirst(string(b)) { // fill.go
+			fillRequested(string(b))
+			runRequested(string(b))
+		} else {
+			runRequested(string(b))
+			fillRequested(string(b))
+		}
 	}
 	out.WriteString("PROBE END\n")
 	finish()
