@@ -38,6 +38,13 @@ type Setup struct {
 	// filesystem as partition RootPartition.
 	DiskImage string
 	Layout    DiskLayout
+	// Cache is the download cache the kernel came from (NewSetup's
+	// cacheDir); the systemd root's debootstrap is kept there too.
+	Cache string
+
+	// systemd is SystemdImage's state (systemdroot.go), shared by the
+	// copies tests make of a Setup to change its board or kernel.
+	systemd *systemdRoot
 }
 
 // NewSetup fetches b's kernel into cacheDir and builds the probe and the
@@ -60,6 +67,8 @@ func NewSetup(b board.Board, cacheDir, work string) (*Setup, error) {
 		Tree:      filepath.Join(work, "root"),
 		FSImage:   filepath.Join(work, "root.ext4"),
 		DiskImage: filepath.Join(work, "disk.img"),
+		Cache:     cacheDir,
+		systemd:   &systemdRoot{},
 	}
 	if err := BuildProbe(b, s.Probe); err != nil {
 		return nil, err

@@ -5,6 +5,11 @@
 // rewritten /etc/fstab, the boot status record), then syncs and reboots so
 // that QEMU, run with -no-reboot, exits.
 //
+// In a systemd root (pkg/bootlab's SystemdImage) it runs instead as the
+// service ofsroot-probe.service once multi-user.target is reached, with
+// OFSROOT_PROBE_SERVICE=1: it then reports the same, plus systemd's state
+// and its failed units, and powers the machine off through systemd.
+//
 // Every line is "PROBE KEY=VALUE"; pkg/bootlab.ParseProbe reads them.
 // The probe never panics: an error becomes a "PROBE error=..." line, or
 // the value of the key it was for.
@@ -35,6 +40,10 @@ import (
 // initialisation, before main. The benchmark subtracts the init's own
 // start time from it.
 var startT = monotonic()
+
+// service: the probe runs as a systemd service, not as PID 1, and may
+// write and power off all the same.
+var service = os.Getenv("OFSROOT_PROBE_SERVICE") == "1"
 
 const (
 	roMount   = "/mnt/root-RO"
@@ -70,13 +79,14 @@ func main() {
 	}()
 	pid1 := os.Getpid() == 1
 	var quietErr error
-	if pid1 {
+	if pid1 || service {
 		if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
 			out = c
 		}
 		// Kernel messages that land in the middle of a report line
 		// would garble it: only emergencies may reach the console
-		// from now on. (Only as PID 1: never touch a host's setting.)
+		// from now on. (Only as PID 1 or the guest's service: never
+		// touch a host's setting.)
 		quietErr = os.WriteFile("/proc/sys/kernel/printk", []byte("1"), 0)
 	}
 
@@ -110,6 +120,9 @@ func main() {
 	reportFile("hostname", "/etc/hostname")
 	reportStatus()
 	reportBlock()
+	if service {
+		reportSystemd() // systemd.go
+	}
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 		if fillFirst(string(b)) { // fill.go
 			fillRequested(string(b))
@@ -197,7 +210,7 @@ func reportMemTotal() {
 // reportWrites tries to write the root and the read-only lower layer,
 // and looks for the written file in both layers.
 func reportWrites() {
-	if os.Getpid() != 1 {
+	if os.Getpid() != 1 && !service {
 		report("write.root", "skipped: not PID 1")
 		return
 	}
@@ -300,6 +313,9 @@ func errText(err error) string {
 // -no-reboot and exits; power-off would only halt an emulated i.MX6.
 func finish() {
 	unix.Sync()
+	if service {
+		powerOffBySystemd() // systemd.go
+	}
 	if os.Getpid() != 1 {
 		os.Exit(0)
 	}
