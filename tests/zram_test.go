@@ -180,3 +180,38 @@ func mountinfoText(r *bootlab.Report) string {
 	}
 	return b.String()
 }
+
+// TestZramSystemd boots the systemd root (x86) on a zram layer: systemd
+// reaches multi-user.target with no failed unit on it, writes land in
+// the layer, the card is not written; the ratio of what systemd and its
+// journal wrote is logged.
+func TestZramSystemd(t *testing.T) {
+	t.Parallel()
+	l := getLab(t, x86)
+	img := systemdImage(t, l)
+	initrdPath, _ := l.initrd(t, variant{zram: true})
+	run := runBoot(t, l.setup, bootlab.RunSpec{Initrd: initrdPath, Image: img,
+		Append: []string{"root=UUID=" + bootlab.RootUUID, "overlayfs=yes", "ofs-upper=zram:lz4", "ofs-size=20", "probe.run=/bin/cat,/sys/block/zram0/mm_stat"}})
+	if run.ReportErr != nil {
+		t.Fatalf("probe report: %v", run.ReportErr)
+	}
+	assertSystemdUp(t, run)
+	r := run.Report
+	zramStatus(t, r, "lz4")
+	if !strings.Contains(r.Fstab, "# This fstab is in RAM") {
+		t.Errorf("systemd saw the real fstab:\n%s", r.Fstab)
+	}
+	runs := r.Runs()
+	if len(runs) != 1 || runs[0].Exit != 0 {
+		t.Fatalf("cat mm_stat: %+v", runs)
+	}
+	mm, err := zram.ParseMMStat(runs[0].Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after systemd's boot: zram0 holds %d bytes in %d (ratio %.2f), %d bytes of RAM", mm.OrigDataSize, mm.ComprDataSize, mm.Ratio(), mm.MemUsedTotal)
+	if mm.OrigDataSize == 0 || mm.MemUsedTotal > mm.MemLimit {
+		t.Errorf("mm_stat %+v: want data in the layer, RAM under the cap", mm)
+	}
+	assertImageUnchanged(t, run)
+}
