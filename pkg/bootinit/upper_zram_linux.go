@@ -1,13 +1,13 @@
 package bootinit
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -174,17 +174,48 @@ func (b *boot) loadZramModules(alg string) {
 // inodes (in-inode extended attributes: overlayfs keeps its whiteouts
 // and opaque marks there), one inode per 16 KiB, no blocks reserved
 // for root (the layer's user is root), filetype (d_type, which overlayfs
-// needs) by default.
+// needs) by default. It runs by fork and exec, without os/exec, which
+// the init does not otherwise link.
 func mke2fs(dev string) error {
 	if _, err := os.Stat(zramMkfs); err != nil {
 		return fmt.Errorf("no %s in the initramfs (ofsroot initramfs --zram BUSYBOX puts one): %w", zramMkfs, err)
 	}
-	cmd := exec.Command(zramMkfs, "-F", "-b", "4096", "-I", "256", "-i", "16384", "-m", "0", "-L", zram.FSLabel, dev)
-	cmd.Args[0] = "mke2fs" // busybox picks its applet by argv[0]
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s on %s: %w: %s", zramMkfs, dev, err, strings.TrimSpace(lastLines(out.String(), 3)))
+	// busybox picks its applet by argv[0].
+	argv := []string{"mke2fs", "-F", "-b", "4096", "-I", "256", "-i", "16384", "-m", "0", "-L", zram.FSLabel, dev}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return err
+	}
+	pid, err := syscall.ForkExec(zramMkfs, argv, &syscall.ProcAttr{Env: []string{"PATH=/sbin:/bin"}, Files: []uintptr{null.Fd(), w.Fd(), w.Fd()}})
+	w.Close()
+	null.Close()
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("exec %s: %w", zramMkfs, err)
+	}
+	out, _ := io.ReadAll(io.LimitReader(r, 64<<10))
+	io.Copy(io.Discard, r)
+	r.Close()
+	var ws syscall.WaitStatus
+	for {
+		_, err = syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("waiting for %s: %w", zramMkfs, err)
+	case ws.Signaled():
+		return fmt.Errorf("%s on %s: killed by %v: %s", zramMkfs, dev, ws.Signal(), lastLines(string(out), 3))
+	case ws.ExitStatus() != 0:
+		return fmt.Errorf("%s on %s: exit status %d: %s", zramMkfs, dev, ws.ExitStatus(), lastLines(string(out), 3))
 	}
 	return nil
 }

@@ -290,3 +290,20 @@ func TestZramLayerForReal(t *testing.T) {
 		t.Errorf("the real root was written: %s -> %s", before, after)
 	}
 }
+
+// TestMke2fsFails: a failing mke2fs is an error with its exit status and
+// the last of what it said; a missing one says what puts it there.
+func TestMke2fsFails(t *testing.T) {
+	old := zramMkfs
+	t.Cleanup(func() { zramMkfs = old })
+	zramMkfs = filepath.Join(t.TempDir(), "mke2fs")
+	err := mke2fs("/dev/zram0")
+	if err == nil || !strings.Contains(err.Error(), "--zram") {
+		t.Errorf("missing: %v", err)
+	}
+	os.WriteFile(zramMkfs, []byte("#!/bin/sh\necho \"args: $*\"\necho 'mke2fs: bad device' >&2\nexit 3\n"), 0o755)
+	err = mke2fs("/dev/zram0")
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "mke2fs: bad device") || !strings.Contains(err.Error(), "args: -F -b 4096 -I 256 -i 16384 -m 0 -L ofsroot-zram /dev/zram0") {
+		t.Errorf("failing: %v", err)
+	}
+}
