@@ -4,7 +4,8 @@
 // that is mounted read-only; the init's status file
 // (/run/ofsroot/status.json) adds what was asked for and why anything is
 // degraded; statfs of /mnt/root-RW gives the RAM layer's size, use and
-// inodes.
+// inodes, and for a zram layer its device's mm_stat the compression
+// ratio and the RAM used against the cap.
 //
 // Evaluate is pure (mountinfo text, a status record and a statfs seam in,
 // a Report out); Gather reads the live system.
