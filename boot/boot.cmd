@@ -16,6 +16,9 @@
 #   ofs-once     set (to anything): boot once with the overlay off, for
 #                maintenance; this script deletes it and saves the
 #                environment first, so the boot after is protected again
+#   ofs-reset    set (to anything): the next boot empties the persistent
+#                layer (ofs-upper=DEVICE in extbootargs) with ofs-reset=1;
+#                deleted and saved first, as ofs-once, so once only
 #   ofs-root     the root= value, if the default does not fit
 #   extbootargs  more kernel command-line words, added as they are
 # For example: setenv overlayfs yes; setenv ofs-size 20; saveenv; boot
@@ -73,10 +76,28 @@ if test -n "${ofs_root}"; then
 		fi
 	fi
 
+	ofs_reset=0
+	if test -n "${ofs-reset}"; then
+		# As ofs-once: deleted and saved first, so that only this boot
+		# empties the layer; if it cannot be saved, no reset (every
+		# boot would empty it).
+		setenv ofs-reset
+		setenv filesize
+		setenv bootfstype
+		setenv devplist
+		if saveenv; then
+			echo "ofsroot: ofs-reset: this boot empties the persistent layer"
+			ofs_reset=1
+		else
+			echo "ofsroot: ofs-reset: cannot save the environment, so no reset"
+		fi
+	fi
+
 	setenv bootargs "console={{.Console}} root=${ofs_root} rootwait{{range .Append}} {{.}}{{end}}"
 	if test -n "${ofs_overlay}"; then setenv bootargs "${bootargs} overlayfs=${ofs_overlay}"; fi
 	if test -n "${ofs-size}"; then setenv bootargs "${bootargs} ofs-size=${ofs-size}"; fi
 	if test -n "${extbootargs}"; then setenv bootargs "${bootargs} ${extbootargs}"; fi
+	if test "${ofs_reset}" = 1; then setenv bootargs "${bootargs} ofs-reset=1"; fi
 
 	echo "ofsroot: loading zImage, {{.DTB}} and uInitrd from ${devtype} ${devnum}:${distro_bootpart} ${prefix}"
 	if load ${devtype} ${devnum}:${distro_bootpart} {{.KernelAddr}} ${prefix}zImage && load ${devtype} ${devnum}:${distro_bootpart} {{.FDTAddr}} ${prefix}{{.DTB}} && load ${devtype} ${devnum}:${distro_bootpart} {{.RamdiskAddr}} ${prefix}uInitrd; then

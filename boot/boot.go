@@ -33,6 +33,7 @@ const (
 	VarOverlay = "overlayfs"
 	VarSize    = "ofs-size"
 	VarOnce    = "ofs-once"
+	VarReset   = "ofs-reset"
 	VarExtra   = "extbootargs"
 )
 

@@ -75,6 +75,12 @@ func TestScript(t *testing.T) {
 		if strings.Index(s, "setenv ofs-once\n") > strings.Index(s, "ofs_overlay=no") {
 			t.Errorf("%s: ofs_overlay=no comes before the flag is cleared", b.Name)
 		}
+		// ofs-reset likewise: cleared and saved before ofs-reset=1 is
+		// passed, and passed only then.
+		clear, set, pass := strings.Index(s, "setenv ofs-reset\n"), strings.Index(s, "\t\t\tofs_reset=1\n"), strings.Index(s, `if test "${ofs_reset}" = 1; then setenv bootargs "${bootargs} ofs-reset=1"; fi`)
+		if clear < 0 || set < clear || pass < set || !strings.Contains(s[clear:set], "if saveenv; then") {
+			t.Errorf("%s: ofs-reset handling at %d, %d, %d", b.Name, clear, set, pass)
+		}
 	}
 }
 

@@ -40,6 +40,11 @@ func RAMDiskComp(compression string) uimage.Comp {
 // InitrdName is the image name uInitrd carries.
 const InitrdName = "ofsroot initramfs"
 
+// PartitionFiles names the files WritePartition writes for board b.
+func PartitionFiles(b board.Board) []string {
+	return []string{CommandFile, ScriptFile, InitrdFile, KernelFile, b.DeviceTree}
+}
+
 // WritePartition writes the files of board b's boot partition into dir
 // (created if needed): boot.cmd (the script, to read), boot.scr,
 // uInitrd, zImage and the device tree, and returns their names in that

@@ -23,6 +23,7 @@ import (
 //   - overlayfs=yes, ofs-size=20, ofs-once=1 saved: one maintenance boot
 //     (overlayfs=no ofs-size=20), ofs-once cleared and saved first;
 //   - the next run: overlayfs=yes ofs-size=20 again;
+//   - ofs-reset=1 saved: ofs-reset=1 once, cleared and saved first;
 //   - overlayfs=no: overlayfs=no.
 //
 // The environment U-Boot saved is read back on the host.
@@ -128,6 +129,16 @@ func TestFlashKernelSnippet(t *testing.T) {
 	if got := source(); got != "root=/dev/mmcblk0p1 ro overlayfs=yes ofs-size=20" {
 		t.Errorf("after the maintenance run: bootargs %q", got)
 	}
+	// ofs-reset (ofsctl upper reset): ofs-reset=1 this once, the flag
+	// cleared and saved first.
+	run("setenv ofs-reset 1; saveenv")
+	out = run(load)
+	if !strings.Contains(out, "ofsroot: ofs-reset: this boot empties the persistent layer") || !strings.Contains(out, "ofsroot-test bootargs=[root=/dev/mmcblk0p1 ro overlayfs=yes ofs-size=20 ofs-reset=1]") {
+		t.Errorf("ofs-reset: %s", out)
+	}
+	if got := source(); got != "root=/dev/mmcblk0p1 ro overlayfs=yes ofs-size=20" {
+		t.Errorf("after the reset run: bootargs %q", got)
+	}
 	run("setenv overlayfs no")
 	if got := source(); got != "root=/dev/mmcblk0p1 ro overlayfs=no ofs-size=20" {
 		t.Errorf("overlayfs=no: bootargs %q", got)
@@ -152,5 +163,8 @@ func TestFlashKernelSnippet(t *testing.T) {
 	}
 	if _, ok := e.Get("ofs-once"); ok {
 		t.Error("the saved environment still has ofs-once: every boot would be a maintenance boot")
+	}
+	if _, ok := e.Get("ofs-reset"); ok {
+		t.Error("the saved environment still has ofs-reset: every boot would empty the layer")
 	}
 }

@@ -64,7 +64,7 @@ func TestGrubSnippet(t *testing.T) {
 		} else if !strings.Contains(string(out), tc.want) {
 			t.Errorf("CMDLINE %q: output lacks %q:\n%s", tc.cmdline, tc.want, out)
 		}
-		for _, v := range []string{"load_env overlayfs ofs_size ofs_once", "save_env ofs_once", "set ofs_overlay=no"} {
+		for _, v := range []string{"load_env overlayfs ofs_size ofs_once", "save_env ofs_once", "set ofs_overlay=no", "load_env ofs_reset", "save_env ofs_reset", `set ofsroot_args="${ofsroot_args} ofs-reset=1"`} {
 			if !strings.Contains(string(out), v) {
 				t.Errorf("output lacks %q", v)
 			}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"github.com/ofsroot/ofsroot/internal/testenv"
 
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ofsroot/ofsroot/pkg/bootlab"
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
@@ -18,8 +20,10 @@ import (
 
 // TestImageBoot builds disk images with `ofsroot image`'s builder from
 // the lab's root (the probe as /sbin/init), checks them with the real
-// tools, and boots each from the kernel and initramfs read back out of
-// its own boot partition, with the command line it wrote in cmdline.txt.
+// tools, and boots each: an x86 image from the kernel and initramfs read
+// back out of its own boot partition, with the command line it wrote in
+// cmdline.txt; a U-Boot board's image from its SD card by the board's
+// real U-Boot, through the boot.scr the image carries (imageUBootBoot).
 // The root must be protected by the overlay and the image unchanged.
 func TestImageBoot(t *testing.T) {
 	t.Parallel()
@@ -49,6 +53,11 @@ func TestImageBoot(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkImageTools(t, res)
+			root, _ := res.Layout.Partition(diskimage.RoleRoot)
+			if s.Board.UBoot != nil {
+				imageUBootBoot(t, l, res, tc.rootType, root, tc.rootType == "ext4")
+				return
+			}
 
 			// Boot what the image holds: its kernel, initramfs, command line.
 			boot, _ := res.Layout.Partition(diskimage.RoleBoot)
@@ -64,7 +73,6 @@ func TestImageBoot(t *testing.T) {
 					words = append(words, w)
 				}
 			}
-			root, _ := res.Layout.Partition(diskimage.RoleRoot)
 			run := imageBoot(t, s, kernel, initrdBack, res.Output, words)
 			assertImageProtected(t, run, s.Board.QEMU.PartitionDevice(root.Number), tc.rootType)
 			if st := run.Report.Status; st != nil && st.Root.Spec != "PARTUUID="+root.PartUUID {
@@ -72,6 +80,111 @@ func TestImageBoot(t *testing.T) {
 			}
 			assertImageUnchanged(t, run)
 		})
+	}
+}
+
+// imageUBootBoot boots a U-Boot board's image as its SD card (and as a USB
+// stick, for U-Boot: see below) with the board's U-Boot and an erased
+// environment (a new board): U-Boot's
+// distro boot must find the image's boot.scr (no extlinux.conf shadows
+// it) and, with overlayfs unset, boot protected. With toggle, the same
+// session then boots again after `setenv overlayfs no` at the prompt:
+// the environment decides, so that boot is plain.
+func imageUBootBoot(t *testing.T, l *lab, res *diskimage.Result, fstype string, root diskimage.Partition, toggle bool) {
+	t.Helper()
+	b := l.setup.Board
+	boot, _ := res.Layout.Partition(diskimage.RoleBoot)
+	fat := fmt.Sprintf("%s@@%d", res.Output, boot.Start)
+	if ls := mtools(t, "mdir", "-b", "-i", fat, "::/"); strings.Contains(ls, "extlinux") || !strings.Contains(ls, "boot.scr") {
+		t.Fatalf("boot partition of a U-Boot image: want boot.scr and no extlinux:\n%s", ls)
+	}
+	cache, err := kernelCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := bootlab.FetchUBoot(cache, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(res.Output)
+	bin, spi, sd, stick := filepath.Join(dir, "u-boot.bin"), filepath.Join(dir, "spi.img"), filepath.Join(dir, "sd.img"), filepath.Join(dir, "stick.img")
+	if err := bootlab.StripImage(ub.Image, int64(b.UBoot.QEMU.Skip), bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := bootlab.MakeErasedFlash(spi, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	// U-Boot in QEMU's sabrelite machine sees no SD card (its `mmc dev`
+	// finds none), so it reads the image's boot partition from the same
+	// bytes on a USB stick; Linux, without USB storage drivers in the
+	// initramfs, sees the SD card only and finds the root there by the
+	// PARTUUID the script passes.
+	for _, copy := range []string{sd, stick} {
+		if err := bootlab.CopySparse(res.Output, copy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bootSem <- struct{}{}
+	defer func() { <-bootSem }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logPath := filepath.Join(dir, "console.log")
+	sess, err := bootlab.StartUBoot(ctx, bootlab.UBootSpec{Board: b, Binary: bin, SPI: spi, SD: sd, Stick: stick, Log: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console log: %s\nconsole tail:\n%s", logPath, tail(sess.Text(), 40))
+		}
+	})
+	device := b.QEMU.PartitionDevice(root.Number)
+	wait := func(what string) *bootlab.Run {
+		t.Helper()
+		start := time.Now()
+		r, text, err := sess.WaitProbe(5 * time.Minute)
+		statsMu.Lock()
+		stats = append(stats, bootStat{t.Name() + "/" + what, time.Since(start)})
+		statsMu.Unlock()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, tail(text, 30))
+		}
+		run := &bootlab.Run{Console: &bootlab.Console{Text: text}, Report: r}
+		assertNot(t, run.Console, "Kernel panic", "kernel panic")
+		assertHas(t, run.Console, "ofsroot: boot script for "+b.Name)
+		return run
+	}
+
+	sess.MarkBoot()
+	run := wait("protected")
+	assertHas(t, run.Console, "overlayfs is not set")
+	assertImageProtected(t, run, device, fstype)
+	if !strings.Contains(run.Report.Cmdline, "root=PARTUUID="+root.PartUUID) {
+		t.Errorf("/proc/cmdline %q lacks root=PARTUUID=%s", run.Report.Cmdline, root.PartUUID)
+	}
+	if !toggle {
+		return
+	}
+	// The probe rebooted: stop at the prompt, where nothing writes the
+	// card, and compare its bytes with the image's.
+	sess.MarkBoot()
+	if err := sess.Interrupt(3 * time.Minute); err != nil {
+		t.Fatalf("interrupting the second boot: %v", err)
+	}
+	before, _ := diskimage.SHA256File(res.Output)
+	if after, _ := diskimage.SHA256File(sd); after != before {
+		t.Errorf("the protected boot wrote the card: %s -> %s", before, after)
+	}
+	if err := sess.Send("setenv overlayfs no; boot\r"); err != nil {
+		t.Fatal(err)
+	}
+	run = wait("overlayfs=no")
+	if st := run.Report.Status; st == nil || st.Mode != bootstatus.Plain {
+		t.Errorf("after setenv overlayfs no: status %+v (%s), want plain", st, run.Report.StatusError)
+	}
+	if m, ok := run.Report.MountAt("/"); !ok || m.FSType != fstype || m.Source != device {
+		t.Errorf("/ = %+v, want %s (%s)", m, device, fstype)
 	}
 }
 

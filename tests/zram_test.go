@@ -143,16 +143,16 @@ func TestZramLayerArm(t *testing.T) {
 }
 
 // TestZramFallback boots an initramfs without the zram layer's files and
-// ofs-upper=zram: the tmpfs layer is used, loudly, with the reason in the
-// status; the root is protected.
+// ofs-upper=zram: the tmpfs layer is used, loudly, and the boot is
+// degraded with the reason; the root is protected.
 func TestZramFallback(t *testing.T) {
 	t.Parallel()
 	run := boot(t, bootCase{board: x86, words: []string{"overlayfs=yes", "ofs-upper=zram", "ofs-size=20"}})
 	r := run.Report
-	assertHas(t, run.Console, "ZRAM LAYER NOT BUILT")
+	assertLine(t, run.Console, "DEGRADED: zram layer ofs-upper=zram not built")
 	st := r.Status
-	if st == nil || st.Mode != bootstatus.Protected || st.Upper == nil {
-		t.Fatalf("status %+v", st)
+	if st == nil || st.Mode != bootstatus.Degraded || st.Upper == nil || len(st.Reasons) != 1 || st.Reasons[0] != st.Upper.Fallback {
+		t.Fatalf("status %+v: want degraded, the fallback's reason", st)
 	}
 	u := st.Upper
 	if u.Kind != bootstatus.UpperRAM || u.Asked != "zram" || u.FSType != "tmpfs" || !strings.Contains(u.Fallback, "no zram device") || !strings.Contains(u.Fallback, "--zram") || st.RAM == nil {
@@ -164,10 +164,11 @@ func TestZramFallback(t *testing.T) {
 	if r.WriteRoot != "ok" || r.InUpper != "present" || r.InLower != "absent" || r.WriteRO != "EROFS" {
 		t.Errorf("writes: / %s, upper %s, lower %s, real root %s", r.WriteRoot, r.InUpper, r.InLower, r.WriteRO)
 	}
-	// What ofsctl status would say, from the same record.
+	// What ofsctl status would say, from the same record: degraded (exit
+	// 4), / still protected.
 	rep, err := rootstatus.Evaluate(rootstatus.Inputs{Mountinfo: strings.NewReader(mountinfoText(r)), Status: st})
-	if err != nil || len(rep.Warnings) == 0 || !strings.Contains(strings.Join(rep.Warnings, "\n"), "not the ofs-upper=zram asked for") {
-		t.Errorf("ofsctl status warnings %q, %v", rep.Warnings, err)
+	if err != nil || rep.Mode != bootstatus.Degraded || !rep.Protected || rep.ExitCode() != rootstatus.ExitDegraded || len(rep.Reasons) != 1 {
+		t.Errorf("ofsctl status: %+v, %v", rep, err)
 	}
 	assertImageUnchanged(t, run)
 }

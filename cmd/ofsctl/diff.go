@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cli"
@@ -28,14 +29,25 @@ func layerFlags(fs interface {
 	String(name, value, usage string) *string
 }) (lower, upper *string) {
 	lower = fs.String("lower", bootstatus.ReadOnlyLayer, "the lower layer (the real root)")
-	upper = fs.String("upper", bootstatus.WritableLayer+"/upper", "the upper layer (the RAM layer's upper folder)")
+	upper = fs.String("upper", bootedUpper(), "the upper layer (the booted overlay's upper folder: the RAM layer's, or a persistent layer's)")
 	return lower, upper
+}
+
+// bootedUpper is the booted overlay's upper folder as the init's status
+// says (a persistent layer's is /mnt/root-RW/DIR/upper), else the RAM
+// layer's.
+func bootedUpper() string {
+	st, err := bootstatus.ReadFile(bootstatus.Path)
+	if err == nil && st.Overlay != nil && strings.HasPrefix(st.Overlay.Upper, bootstatus.WritableLayer+"/") {
+		return st.Overlay.Upper
+	}
+	return bootstatus.WritableLayer + "/upper"
 }
 
 // layerIgnore leaves out the protected root's own layer mount points,
 // which the init makes in the RAM layer at every boot.
 func layerIgnore(lower, upper string) []string {
-	if lower == bootstatus.ReadOnlyLayer && upper == bootstatus.WritableLayer+"/upper" {
+	if lower == bootstatus.ReadOnlyLayer && upper == bootedUpper() {
 		return []string{bootstatus.ReadOnlyLayer, bootstatus.WritableLayer}
 	}
 	return nil

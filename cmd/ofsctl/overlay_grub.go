@@ -27,7 +27,7 @@ type toggles interface {
 
 // grubNames are the GRUB variables for the U-Boot ones (GRUB names have
 // no '-'); /etc/grub.d/06_ofsroot (dist/grub) reads them.
-var grubNames = map[string]string{overlayVar: "overlayfs", overlaySizeVar: "ofs_size", overlayOnceVar: "ofs_once"}
+var grubNames = map[string]string{overlayVar: "overlayfs", overlaySizeVar: "ofs_size", overlayOnceVar: "ofs_once", upperResetVar: "ofs_reset"}
 
 // grubToggles is GRUB's environment block under the U-Boot names.
 type grubToggles struct{ e *grubenv.Env }

@@ -22,7 +22,7 @@ func init() {
 	}
 }
 
-const imageSynopsis = "--board NAME --kernel DEB|DIR --rootfs DIR|TAR --output FILE [--root-type ext4|squashfs] [--table mbr|gpt] [--boot-size SIZE] [--root-size SIZE] [--data-size SIZE] [--initramfs FILE] [--boot-file SRC[:NAME]]... [--cmdline WORDS]"
+const imageSynopsis = "--board NAME --kernel DEB|DIR --rootfs DIR|TAR --output FILE [--root-type ext4|squashfs] [--table mbr|gpt] [--boot-size SIZE] [--root-size SIZE] [--data-size SIZE] [--initramfs FILE] [--boot-file SRC[:NAME]]... [--cmdline WORDS] [--extlinux]"
 
 // imageList is a repeatable string flag.
 type imageList []string
@@ -83,7 +83,8 @@ func runImage(args []string, stdout, stderr io.Writer) error {
 	initBin := fs.String("init", "", "`PREBUILT` init binary for the initramfs build")
 	cmdline := fs.String("cmdline", strings.Join(diskimage.DefaultCmdline, " "), "`WORDS` added after console= root=PARTUUID=... rootfstype= ro rootwait")
 	var bootFiles imageList
-	fs.Var(&bootFiles, "boot-file", "extra file for the boot partition as `SRC[:NAME]` (repeatable), e.g. boot.scr or uInitrd made for U-Boot")
+	fs.Var(&bootFiles, "boot-file", "extra file for the boot partition as `SRC[:NAME]` (repeatable)")
+	extlinux := fs.Bool("extlinux", false, "on a U-Boot board, write extlinux.conf (the command line fixed in it; U-Boot's distro boot prefers it to any boot.scr) instead of ofsroot's boot.scr, which reads overlayfs, ofs-size and ofs-once from the U-Boot environment")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -136,12 +137,17 @@ func runImage(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := diskimage.Build(diskimage.Options{
+	opts := diskimage.Options{
 		Board: b, Kernel: *kernel, Initramfs: *initrd, InitBinary: *initBin, RootFS: *rootfs,
 		RootType: *rootType, Table: *table, BootSize: int64(bootSize), RootSize: int64(rootSize), DataSize: int64(dataSize),
 		BootFiles: files, Cmdline: strings.Fields(*cmdline), SourceDateEpoch: epoch, Output: *output,
-		Log: func(format string, args ...any) { fmt.Fprintf(stderr, "ofsroot image: "+format+"\n", args...) },
-	})
+		Log:      func(format string, args ...any) { fmt.Fprintf(stderr, "ofsroot image: "+format+"\n", args...) },
+		Extlinux: *extlinux,
+	}
+	if err := opts.CheckBootFiles(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	res, err := diskimage.Build(opts)
 	if err != nil {
 		return err
 	}
@@ -169,6 +175,9 @@ func imageSummary(w io.Writer, b board.Board, res *diskimage.Result) {
 	}
 	fmt.Fprintf(w, "  boot files %s\n", strings.Join(res.BootFiles, " "))
 	fmt.Fprintf(w, "  root      %d entries\n", res.RootEntries)
+	if res.BuildID != "" {
+		fmt.Fprintf(w, "  build id  %s (/%s)\n", res.BuildID, diskimage.BuildIDPath)
+	}
 	fmt.Fprintf(w, "  cmdline   %s\n", res.Cmdline)
 	fmt.Fprintf(w, "  sha256    %s\n", res.SHA256)
 }

@@ -37,6 +37,8 @@ func TestImageInstallFlashUsage(t *testing.T) {
 		{"image board", []string{"image", "--board", "nope", "--kernel", tmp, "--rootfs", tmp, "--output", img}, 2, []string{`no board "nope"`}},
 		{"image missing rootfs", []string{"image", "--board", "sabrelite", "--kernel", tmp, "--rootfs", filepath.Join(tmp, "none"), "--output", img}, 2, []string{"--rootfs", "no such file"}},
 		{"image extra", []string{"image", "extra"}, 2, []string{`unexpected arguments ["extra"]`}},
+		{"image own boot.scr on U-Boot", []string{"image", "--board", "sabrelite", "--kernel", tmp, "--rootfs", tmp, "--output", img, "--boot-file", img + ":boot.scr"}, 2, []string{"the image writes its own boot.scr for U-Boot", "ofsroot image --extlinux"}},
+		{"image help names --extlinux", []string{"image", "--help"}, 0, []string{"-extlinux", "distro boot", "ofs-once"}},
 		{"install help", []string{"install", "--help"}, 0, []string{"Usage: ofsroot install --board NAME", "TARGET"}},
 		{"install no target", []string{"install", "--board", "sabrelite"}, 2, []string{"want one TARGET"}},
 		{"install no board", []string{"install", tmp}, 2, []string{"missing --board"}},

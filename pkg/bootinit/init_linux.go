@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ type boot struct {
 	// errorsContinue: the superblock says errors=panic; mount with
 	// errors=continue (protect_linux.go).
 	errorsContinue bool
+	// layer is the persistent layer, when ofs-upper= names a device
+	// and it could be used (upper_device_linux.go).
+	layer *deviceLayer
 }
 
 // layout names the folders the layers are built in; tests build them
@@ -95,7 +99,7 @@ func (b *boot) run() error {
 		if err := b.x.Run(b.mountRealRoot(b.paths.ro, true)); err != nil {
 			return err
 		}
-		if err := b.x.Run(b.overlaySteps()...); err != nil {
+		if err := b.buildLayers(); err != nil { // upper_device_linux.go
 			b.degrade(err)
 		}
 	} else {
@@ -114,6 +118,7 @@ func (b *boot) run() error {
 		steps = append(steps, b.guardDegradedFstab())
 	}
 	b.x.Run(steps...)
+	b.markDegradedUpper() // upper_device_linux.go
 	if b.cfg.Overlay == cmdline.OverlaySandbox {
 		return b.sandboxHandOver() // sandbox_linux.go
 	}
@@ -317,7 +322,7 @@ func (b *boot) overlaySteps() []Step {
 	b.memTotal = mem
 	size := b.ramSize(mem) // protect_linux.go: capped below MemTotal
 	tmpfsData := fmt.Sprintf("size=%d,mode=0755", size)
-	upper, work := b.paths.rw+"/upper", b.paths.rw+"/work"
+	upper, work, onDevice := b.upperPaths() // upper_device_linux.go
 	ovlData := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", b.paths.ro, upper, work)
 	layer := Step{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, bootstatus.TmpfsName, b.paths.rw), Do: func() error {
 		if err := os.MkdirAll(b.paths.rw, 0o755); err != nil {
@@ -328,7 +333,7 @@ func (b *boot) overlaySteps() []Step {
 	if b.cfg.Upper.Kind == cmdline.UpperZram {
 		layer = b.zramLayer(mem, size, layer) // upper_zram_linux.go
 	}
-	return []Step{
+	steps := []Step{
 		{Name: "read MemTotal from /proc/meminfo", Do: func() error {
 			if err != nil {
 				return err
@@ -361,9 +366,18 @@ func (b *boot) overlaySteps() []Step {
 				}
 			}
 			b.status.Overlay = &bootstatus.Overlay{Lower: bootstatus.ReadOnlyLayer, Upper: bootstatus.WritableLayer + "/upper", Work: bootstatus.WritableLayer + "/work"}
+			if onDevice {
+				b.deviceOverlayStatus() // upper_device_linux.go
+			}
 			return nil
 		}},
 	}
+	if onDevice {
+		// The tmpfs and its folders: the device layer is mounted and
+		// made by deviceLayerSteps instead.
+		steps = slices.Delete(steps, 1, 3)
+	}
+	return steps
 }
 
 // degrade is fail-closed: the overlay could not be built, so the real

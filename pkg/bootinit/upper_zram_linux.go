@@ -24,8 +24,8 @@ import (
 // RAM it takes (mem_limit, by the same rule as the tmpfs layer's size),
 // an ext2 filesystem made on it at boot by the initramfs's static mke2fs
 // (busybox's), mounted with discard so that deleted files give their RAM
-// back. Anything failing falls back to the tmpfs layer, loudly: the root
-// is protected either way.
+// back. Anything failing falls back to the tmpfs layer, loudly, and the
+// boot is degraded with the reason: the root is protected either way.
 
 // Seams for tests: where the zram device and the mke2fs are.
 var (
@@ -221,7 +221,7 @@ func mke2fs(dev string) error {
 }
 
 // zramFallback undoes a half-built zram layer and says loudly that the
-// tmpfs layer is used instead.
+// tmpfs layer is used instead; the boot is degraded with the reason.
 func (b *boot) zramFallback(z *zramSetup, err error) {
 	if z.mounted {
 		mountfs.Unmount(b.paths.rw, 0)
@@ -235,9 +235,11 @@ func (b *boot) zramFallback(z *zramSetup, err error) {
 	if z.hotAdded {
 		z.dev.HotRemove(zramSys)
 	}
-	reason := fmt.Sprintf("the zram layer (ofs-upper=%s) could not be built: %v", b.cfg.Upper.Word, err)
-	b.log.Loudf("ZRAM LAYER NOT BUILT: %s.\nUsing the tmpfs RAM layer instead: the root is still protected, but its writes take uncompressed RAM.", reason)
-	b.status.Warnings = append(b.status.Warnings, reason+"; the tmpfs RAM layer is used instead")
+	reason := fmt.Sprintf("zram layer ofs-upper=%s not built: %v", b.cfg.Upper.Word, err)
+	b.log.Loudf("DEGRADED: %s.\nThe root is still PROTECTED, by the tmpfs RAM layer instead: its writes take uncompressed RAM.\nThe card's root is not written.", reason)
+	// The boot is marked degraded once the layers are in place
+	// (markDegradedUpper), as for a persistent layer.
+	b.status.Reasons = append(b.status.Reasons, reason)
 	b.status.Upper = &bootstatus.Upper{Kind: bootstatus.UpperRAM, Asked: b.cfg.Upper.Word, FSType: "tmpfs", Fallback: reason}
 }
 

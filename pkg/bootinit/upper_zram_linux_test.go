@@ -275,6 +275,12 @@ func TestZramLayerForReal(t *testing.T) {
 		if u.Kind != bootstatus.UpperRAM || u.FSType != "tmpfs" || !strings.Contains(u.Fallback, "no /nonexistent/mke2fs") || b.status.RAM == nil {
 			t.Errorf("upper %+v ram %+v", u, b.status.RAM)
 		}
+		if len(b.status.Reasons) != 1 || b.status.Reasons[0] != u.Fallback {
+			t.Errorf("reasons %q, want the fallback's", b.status.Reasons)
+		}
+		if b.markDegradedUpper(); b.status.Mode != bootstatus.Degraded {
+			t.Errorf("mode %q once the layers are in place, want degraded", b.status.Mode)
+		}
 		var st unix.Statfs_t
 		unix.Statfs(b.paths.rw, &st)
 		if st.Type != unix.TMPFS_MAGIC {

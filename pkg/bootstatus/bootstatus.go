@@ -114,8 +114,19 @@ type Upper struct {
 	FSType string `json:"fstype,omitempty"` // the layer's filesystem
 	Dir    string `json:"dir,omitempty"`    // folder on it holding upper/ and work/
 
-	// Fallback says why the kind asked for (Asked) could not be used:
-	// the layer is then the tmpfs RAM layer (Kind "ram"), loudly.
+	// A persistent layer's (UpperDevice) record of this boot.
+	// State is UpperNew, UpperReused, UpperSetAside or UpperReset.
+	State string `json:"state,omitempty"`
+	// SetAside is the folder (on the device) the previous layer was
+	// renamed to when it was made on another lower; never deleted.
+	SetAside string `json:"set_aside,omitempty"`
+	// Lower is the lower the layer is bound to (its DIR/lower.json):
+	// the root's filesystem UUID and content marker.
+	Lower string `json:"lower,omitempty"`
+	// Fallback says why the asked-for layer (a persistent or a zram
+	// one) could not be used: Kind is then UpperRAM, the root still
+	// protected by the tmpfs layer, and the boot's mode is Degraded with
+	// the same reason.
 	Fallback string `json:"fallback,omitempty"`
 	// Zram is a zram layer's setup (Kind "zram").
 	Zram *Zram `json:"zram,omitempty"`
@@ -131,6 +142,14 @@ type Zram struct {
 	// Mkfs is the mke2fs the filesystem was made with.
 	Mkfs string `json:"mkfs,omitempty"`
 }
+
+// States of a persistent layer (Upper.State).
+const (
+	UpperNew      = "new"       // none was there: a fresh one
+	UpperReused   = "reused"    // made on this lower at an earlier boot
+	UpperSetAside = "set-aside" // one made on another lower set aside, a fresh one started
+	UpperReset    = "reset"     // emptied at this boot (ofs-reset=1)
+)
 
 // Overlay describes the overlay mounted as the new /.
 type Overlay struct {

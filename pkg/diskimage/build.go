@@ -9,11 +9,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ofsroot/ofsroot/board"
+	bootscript "github.com/ofsroot/ofsroot/boot"
 	"github.com/ofsroot/ofsroot/initramfs"
+	"github.com/ofsroot/ofsroot/pkg/flash"
 )
 
 // BootFile is one extra file for the boot partition: the hook through
@@ -58,6 +62,9 @@ type Options struct {
 	Output string
 	// Log, if set, is told about each step.
 	Log func(format string, args ...any)
+	// Extlinux gives a U-Boot board an extlinux.conf instead of
+	// ofsroot's boot.scr (see Build).
+	Extlinux bool
 }
 
 // Result reports what was built.
@@ -71,9 +78,21 @@ type Result struct {
 	// RootEntries counts the root's files, folders, links and nodes.
 	RootEntries int64
 	SHA256      string
+	// BuildID is what the image's root says in /etc/ofsroot/build-id
+	// (BuildIDPath); "" when the root brought its own.
+	BuildID string
 }
 
 // Build writes the disk image o describes.
+//
+// On a board that boots with U-Boot, the boot partition holds ofsroot's
+// boot.scr (boot package, made protect-by-default) and the files it
+// loads (zImage, uInitrd, the device tree), with the image's command line
+// as the script's fixed words: the environment's overlayfs, ofs-size and
+// ofs-once come after them and decide, and an unset or lost environment
+// boots protected. It has no extlinux.conf then, unless o.Extlinux: U-Boot's
+// distro boot prefers an extlinux.conf to a boot.scr and would never run
+// the script. Other boards get vmlinuz, initrd.img and an extlinux.conf.
 //
 // Side effects: temporary folders (removed); runs tar (for a tar root),
 // mkfs.vfat, mcopy, mkfs.ext4, debugfs, mksquashfs, and go build when no
@@ -99,6 +118,9 @@ func Build(o Options) (*Result, error) {
 		if n < 0 || n%MiB != 0 {
 			return nil, fmt.Errorf("size %d: want a multiple of 1 MiB", n)
 		}
+	}
+	if err := o.CheckBootFiles(); err != nil {
+		return nil, err
 	}
 	tools := []string{"mkfs.vfat", "mcopy"}
 	if o.RootType == "ext4" || o.DataSize > 0 {
@@ -142,26 +164,33 @@ func Build(o Options) (*Result, error) {
 	}
 	defer cleanup()
 	boot := filepath.Join(work, "boot")
-	if err := os.MkdirAll(filepath.Join(boot, ExtlinuxDir), 0o755); err != nil {
+	if err := os.MkdirAll(boot, 0o755); err != nil {
 		return nil, err
 	}
-	if err := copyFile(k.Vmlinuz, filepath.Join(boot, KernelFile)); err != nil {
+	// A boot script loads its own files; without one, the generic ones.
+	script := o.Board.UBoot != nil && !o.Extlinux
+	kernelDst, initrd := filepath.Join(boot, KernelFile), filepath.Join(boot, InitrdFile)
+	if script {
+		kernelDst, initrd = k.Vmlinuz, filepath.Join(work, InitrdFile)
+	} else if err := copyFile(k.Vmlinuz, kernelDst); err != nil {
 		return nil, err
 	}
-	dtbName := ""
+	dtbName, dtbPath := "", ""
 	if o.Board.DeviceTree != "" {
-		dtb, err := k.DTB(o.Board.DeviceTree)
+		dtbPath, err = k.DTB(o.Board.DeviceTree)
 		if err != nil {
 			return nil, err
 		}
-		dtbName = filepath.Base(dtb)
-		if err := copyFile(dtb, filepath.Join(boot, dtbName)); err != nil {
+		dtbName = filepath.Base(dtbPath)
+		if err := copyFile(dtbPath, filepath.Join(boot, dtbName)); err != nil {
 			return nil, err
 		}
 	}
-	initrd := filepath.Join(boot, InitrdFile)
+	compression := "gzip" // initramfs.Build's default
 	if o.Initramfs != "" {
-		err = copyFile(o.Initramfs, initrd)
+		if err = copyFile(o.Initramfs, initrd); err == nil {
+			compression, err = sniffFile(initrd)
+		}
 	} else {
 		logf("building the initramfs for %s from %s", o.Board.Name, o.Kernel)
 		_, err = initramfs.Build(initramfs.Options{
@@ -181,6 +210,7 @@ func Build(o Options) (*Result, error) {
 		if _, err := os.Stat(dst); err == nil {
 			return nil, fmt.Errorf("boot file %s: %s is already on the boot partition", f.Source, name)
 		}
+
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, err
 		}
@@ -198,13 +228,28 @@ func Build(o Options) (*Result, error) {
 		seed += " random=" + hex.EncodeToString(r[:])
 	}
 
+	// The build id the init binds a persistent layer to.
+	id := buildID(seed)
+	idDirs, keep, err := buildIDPlan(tree)
+	if err != nil {
+		return nil, err
+	}
+	if keep != "" {
+		logf("%s", keep)
+		id = ""
+	}
+
 	// The root filesystem's size.
 	var squash string
 	rootSize := o.RootSize
 	if o.RootType == "squashfs" {
 		squash = filepath.Join(work, "root.squashfs")
 		logf("making the squashfs root")
-		if err := mksquashfs(tree, squash, o.SourceDateEpoch); err != nil {
+		var pseudo []string
+		if id != "" {
+			pseudo = squashfsBuildID(idDirs, id)
+		}
+		if err := mksquashfs(tree, squash, o.SourceDateEpoch, pseudo...); err != nil {
 			return nil, err
 		}
 		sst, err := os.Stat(squash)
@@ -234,8 +279,32 @@ func Build(o Options) (*Result, error) {
 	if err := os.WriteFile(filepath.Join(boot, CmdlineFile), []byte(cmdline+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(boot, ExtlinuxFile), []byte(Extlinux(o.Board.Name, dtbName, cmdline)), 0o644); err != nil {
-		return nil, err
+	if script {
+		var words []string
+		for _, w := range strings.Fields(Cmdline("", root, o.Cmdline)) {
+			if !strings.HasPrefix(w, "root=") {
+				words = append(words, w)
+			}
+		}
+		logf("writing boot.scr (protected unless the U-Boot environment says overlayfs=no) and the files it loads")
+		t := time.Unix(o.SourceDateEpoch, 0)
+		if o.SourceDateEpoch == 0 {
+			t = time.Now()
+		}
+		if _, err := bootscript.WritePartition(boot, o.Board, bootscript.Inputs{
+			Vmlinuz: kernelDst, DTB: dtbPath, Initramfs: initrd, Compression: compression,
+			Options: bootscript.Options{Root: "PARTUUID=" + root.PartUUID, Append: words, ProtectByDefault: true},
+			Time:    t,
+		}); err != nil {
+			return nil, fmt.Errorf("boot script: %w", err)
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Join(boot, ExtlinuxDir), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(boot, ExtlinuxFile), []byte(Extlinux(o.Board.Name, dtbName, cmdline)), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	bm, err := measureTree(boot, o.SourceDateEpoch)
 	if err != nil {
@@ -277,6 +346,9 @@ func Build(o Options) (*Result, error) {
 			err = writeAt(tmp, squash, p)
 		case p.Role == RoleRoot:
 			err = makeExt4(tmp, p, tree, m.Entries, o.SourceDateEpoch)
+			if err == nil && id != "" {
+				err = ext4BuildID(tmp, p.Start, idDirs, id, o.SourceDateEpoch)
+			}
 		default:
 			err = makeExt4(tmp, p, "", 0, o.SourceDateEpoch)
 		}
@@ -298,7 +370,7 @@ func Build(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Output: o.Output, Layout: l, KernelVersion: k.Version, Cmdline: cmdline,
+	return &Result{Output: o.Output, Layout: l, KernelVersion: k.Version, Cmdline: cmdline, BuildID: id,
 		BootFiles: names, RootEntries: m.Entries, SHA256: sum}, nil
 }
 
@@ -426,4 +498,35 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return v * mult, nil
+}
+
+// CheckBootFiles refuses extra boot files that would replace what the
+// image writes itself: boot.scr and the files it loads, on a U-Boot
+// board without Extlinux.
+func (o Options) CheckBootFiles() error {
+	if o.Board.UBoot == nil || o.Extlinux {
+		return nil
+	}
+	for _, f := range o.BootFiles {
+		name := filepath.Clean("/" + f.Name)[1:]
+		if slices.Contains(bootscript.PartitionFiles(o.Board), name) {
+			return fmt.Errorf("boot file %s: the image writes its own %s for U-Boot (with Extlinux, ofsroot image --extlinux, it boots through extlinux.conf and your files instead)", f.Source, name)
+		}
+	}
+	return nil
+}
+
+// sniffFile names the compression of the file at p (flash.Sniff).
+func sniffFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 8)
+	n, err := io.ReadFull(f, head)
+	if err != nil && n == 0 {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	return flash.Sniff(head[:n]), nil
 }

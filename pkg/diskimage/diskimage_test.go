@@ -187,9 +187,11 @@ func TestBuild(t *testing.T) {
 		name, table, rootType string
 		data                  int64
 		tar                   bool
+		script                bool // ofsroot's boot.scr (the default for U-Boot boards), not --extlinux
 	}{
-		{"mbr-ext4-data", "mbr", "ext4", 8 * MiB, false},
-		{"gpt-squashfs-tar", "gpt", "squashfs", 0, true},
+		{"mbr-ext4-data", "mbr", "ext4", 8 * MiB, false, false},
+		{"gpt-squashfs-tar", "gpt", "squashfs", 0, true, false},
+		{"mbr-ext4-script", "mbr", "ext4", 8 * MiB, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rootfs := src
@@ -202,6 +204,11 @@ func TestBuild(t *testing.T) {
 			opts := Options{Board: b, Kernel: kdir, Initramfs: initrd, RootFS: rootfs, RootType: tc.rootType, Table: tc.table,
 				DataSize: tc.data, SourceDateEpoch: 1704067200, Output: filepath.Join(out, tc.name+".img"),
 				BootFiles: []BootFile{{Source: initrd, Name: "uInitrd"}}}
+			if tc.script {
+				opts.BootFiles = nil
+			} else {
+				opts.Extlinux = true
+			}
 			res, err := Build(opts)
 			if err != nil {
 				t.Fatal(err)
@@ -219,9 +226,26 @@ func TestBuild(t *testing.T) {
 				t.Errorf("fsck.vfat -n: %v\n%s", err, o)
 			}
 			o, _ := exec.Command("mdir", "-/", "-b", "-i", bootFS, "::/").CombinedOutput()
-			for _, f := range []string{"vmlinuz", "initrd.img", "imx6q-sabrelite.dtb", "cmdline.txt", "extlinux/extlinux.conf", "uInitrd"} {
+			want, absent := []string{"vmlinuz", "initrd.img", "imx6q-sabrelite.dtb", "cmdline.txt", "extlinux/extlinux.conf", "uInitrd"}, []string{"boot.scr"}
+			if tc.script {
+				// The script loads its own files; an extlinux.conf
+				// would shadow it in U-Boot's distro boot.
+				want, absent = []string{"boot.scr", "boot.cmd", "zImage", "uInitrd", "imx6q-sabrelite.dtb", "cmdline.txt"}, []string{"extlinux", "vmlinuz", "initrd.img"}
+				cmd, _ := exec.Command("mtype", "-i", bootFS, "::/boot.cmd").Output()
+				for _, w := range []string{`ofs_root="PARTUUID=` + root.PartUUID + `"`, "rootfstype=ext4 ro rootwait overlayfs=yes ofs-size=20", "ofs_overlay=yes"} {
+					if !strings.Contains(string(cmd), w) {
+						t.Errorf("boot.cmd lacks %q:\n%s", w, cmd)
+					}
+				}
+			}
+			for _, f := range want {
 				if !strings.Contains(string(o), "::/"+f) {
 					t.Errorf("boot partition lacks %s:\n%s", f, o)
+				}
+			}
+			for _, f := range absent {
+				if strings.Contains(string(o), "::/"+f) {
+					t.Errorf("boot partition has %s:\n%s", f, o)
 				}
 			}
 			cl, _ := exec.Command("mtype", "-i", bootFS, "::/cmdline.txt").Output()
@@ -253,6 +277,12 @@ func TestBuild(t *testing.T) {
 			}
 			defer exec.Command("umount", mnt).Run()
 			compareTrees(t, src, mnt)
+			// The build id a persistent layer is bound to.
+			var st unix.Stat_t
+			got, err := os.ReadFile(filepath.Join(mnt, BuildIDPath))
+			if len(res.BuildID) != 32 || err != nil || string(got) != res.BuildID+"\n" || unix.Lstat(filepath.Join(mnt, BuildIDPath), &st) != nil || st.Mode != 0o100644 || st.Uid != 0 || st.Gid != 0 {
+				t.Errorf("/%s: %q %v (mode %o owner %d:%d), want %q", BuildIDPath, got, err, st.Mode, st.Uid, st.Gid, res.BuildID)
+			}
 
 			// The same inputs, the same bytes, also when the clock has
 			// moved on (FAT keeps times in 2-second steps): a tool that

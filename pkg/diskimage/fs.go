@@ -268,8 +268,8 @@ func PinTimes(image string, offset int64, dir string, epoch int64) error {
 
 // mksquashfs makes a squashfs of dir (gzip, which every Debian kernel's
 // squashfs reads), keeping owners, modes, device nodes and xattrs.
-func mksquashfs(dir, out string, epoch int64) error {
-	args := []string{dir, out, "-noappend", "-comp", "gzip", "-no-progress", "-quiet"}
+func mksquashfs(dir, out string, epoch int64, extra ...string) error {
+	args := append([]string{dir, out, "-noappend", "-comp", "gzip", "-no-progress", "-quiet"}, extra...)
 	if epoch == 0 {
 		return run(nil, "mksquashfs", args...)
 	}

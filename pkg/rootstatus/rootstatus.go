@@ -26,7 +26,9 @@ import (
 // JSON output: add, never rename.
 type Report struct {
 	Mode bootstatus.Mode `json:"mode"`
-	// Protected is true for protected and sandbox: writes to / go to RAM.
+	// Protected is true for protected and sandbox: writes to / go to RAM;
+	// also in a degraded boot whose persistent or zram layer gave way to
+	// the tmpfs one.
 	Protected bool `json:"protected"`
 	// RealRoot is the device the system booted from, as mounted now.
 	RealRoot *RealRoot `json:"real_root,omitempty"`
@@ -178,6 +180,11 @@ func Evaluate(in Inputs) (*Report, error) {
 		case !lower.ReadOnly():
 			r.Mode = bootstatus.Degraded
 			r.Reasons = append(r.Reasons, fmt.Sprintf("the real root at %s is mounted read-write: writes there reach the device; run `mount -o remount,ro %s`", lowerPath, lowerPath))
+		case upperFellBack(st):
+			// Protected, but by a RAM layer standing in for the
+			// persistent one asked for: changes are not kept.
+			r.Mode, r.Protected = bootstatus.Degraded, true
+			r.Reasons = append(r.Reasons, st.Reasons...)
 		default:
 			r.Mode = bootstatus.Protected
 		}
@@ -187,7 +194,7 @@ func Evaluate(in Inputs) (*Report, error) {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("the real root's filesystem is read-write underneath (a maintenance session or commit is running, or one was killed): this mount stays read-only; `mount -o remount,ro %s` when none runs", lowerPath))
 			}
 		}
-		if st != nil && st.Mode != bootstatus.Protected && st.Mode != bootstatus.Sandbox {
+		if st != nil && st.Mode != bootstatus.Protected && st.Mode != bootstatus.Sandbox && !upperFellBack(st) {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("the status file says %s, but / is an overlay", st.Mode))
 		}
 		if upper, ok := root.Option("upperdir"); ok && in.Statfs != nil {
@@ -222,11 +229,14 @@ func Evaluate(in Inputs) (*Report, error) {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("/ (%s) is mounted read-write: writes reach the device", root.Source))
 		}
 	}
-	if st != nil && st.Upper != nil && st.Upper.Fallback != "" {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("the writable layer is a %s, not the ofs-upper=%s asked for: %s", st.Upper.FSType, st.Upper.Asked, st.Upper.Fallback))
-	}
-	r.Protected = r.Mode == bootstatus.Protected || r.Mode == bootstatus.Sandbox
+	r.Protected = r.Protected || r.Mode == bootstatus.Protected || r.Mode == bootstatus.Sandbox
 	return r, nil
+}
+
+// upperFellBack says the init's record is of a protected root whose
+// persistent or zram layer gave way to RAM (bootstatus.Upper.Fallback).
+func upperFellBack(st *bootstatus.Status) bool {
+	return st != nil && st.Mode == bootstatus.Degraded && st.Upper != nil && st.Upper.Fallback != ""
 }
 
 func orUnknown(s string) string {

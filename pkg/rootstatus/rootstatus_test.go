@@ -133,3 +133,24 @@ func TestGatherLive(t *testing.T) {
 		t.Errorf("missing mountinfo: %v", err)
 	}
 }
+
+// TestEvaluateUpperFallback: a persistent layer that gave way to RAM is
+// degraded (exit 4) with the init's reason, though / is protected.
+func TestEvaluateUpperFallback(t *testing.T) {
+	reason := "persistent layer ofs-upper=LABEL=up not used: device not found"
+	st := &bootstatus.Status{Mode: bootstatus.Degraded, Requested: "yes", Reasons: []string{reason},
+		Upper: &bootstatus.Upper{Kind: bootstatus.UpperRAM, Asked: "LABEL=up", Fallback: reason}}
+	r, err := Evaluate(Inputs{Mountinfo: strings.NewReader(miProtected), Status: st, StatusFile: "s", Statfs: statfs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != bootstatus.Degraded || r.ExitCode() != ExitDegraded || !r.Protected || len(r.Warnings) != 0 {
+		t.Errorf("mode %s exit %d protected %v warnings %q", r.Mode, r.ExitCode(), r.Protected, r.Warnings)
+	}
+	matchAll(t, "reasons", r.Reasons, []string{reason})
+	// Its lower read-write is degraded for that reason, not protected.
+	r, _ = Evaluate(Inputs{Mountinfo: strings.NewReader(miLowerRW), Status: st, StatusFile: "s", Statfs: statfs})
+	if r.Mode != bootstatus.Degraded || r.Protected {
+		t.Errorf("lower rw: mode %s protected %v", r.Mode, r.Protected)
+	}
+}

@@ -15,8 +15,8 @@ const miZram = `21 1 0:20 / / rw,relatime - overlay overlayfs-root rw,lowerdir=/
 `
 
 // TestEvaluateZram: a zram layer's compression ratio and RAM against its
-// cap are in the report and its text; a tmpfs layer asks no zram
-// question; a layer that fell back to tmpfs is warned about.
+// cap are in the report and its text; a zram layer that gave way to
+// the tmpfs one is degraded with the init's reason, / still protected.
 func TestEvaluateZram(t *testing.T) {
 	stat := &zram.Stat{Device: "/dev/zram0", Algorithm: "zstd", Ratio: 3.25, DataBytes: 13 << 20, ComprBytes: 4 << 20, MemUsedBytes: 5 << 20, MemLimitBytes: 100 << 20, MemPercent: 5}
 	var asked []string
@@ -41,13 +41,14 @@ func TestEvaluateZram(t *testing.T) {
 		t.Errorf("text:\n%s", b.String())
 	}
 
-	fell := &bootstatus.Status{Mode: bootstatus.Protected, Upper: &bootstatus.Upper{Kind: bootstatus.UpperRAM, Asked: "zram", FSType: "tmpfs", Fallback: "no zram device"}}
+	reason := "zram layer ofs-upper=zram not built: no zram device"
+	fell := &bootstatus.Status{Mode: bootstatus.Degraded, Reasons: []string{reason}, Upper: &bootstatus.Upper{Kind: bootstatus.UpperRAM, Asked: "zram", FSType: "tmpfs", Fallback: reason}}
 	r, err = Evaluate(Inputs{Mountinfo: strings.NewReader(miProtected), Status: fell, Statfs: statfs, Zram: zr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.RAM == nil || r.RAM.Zram != nil || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "a tmpfs, not the ofs-upper=zram asked for: no zram device") {
-		t.Errorf("fallback: ram %+v warnings %q", r.RAM, r.Warnings)
+	if r.Mode != bootstatus.Degraded || !r.Protected || r.RAM == nil || r.RAM.Zram != nil || len(r.Reasons) != 1 || r.Reasons[0] != reason || len(r.Warnings) != 0 {
+		t.Errorf("fallback: mode %s protected %v ram %+v reasons %q warnings %q", r.Mode, r.Protected, r.RAM, r.Reasons, r.Warnings)
 	}
 	if strings.Join(asked, ",") != "/dev/zram0,tmpfs-root" {
 		t.Errorf("zram asked about %q", asked)

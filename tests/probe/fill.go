@@ -11,6 +11,7 @@ import (
 // fillRequested fills the folder that probe.fill=DIR names with 1 MiB
 // writes until one fails, as a program filling / would, and reports:
 //
+//	PROBE fill.midway=N            (once, after fillMidway bytes)
 //	PROBE fill.result=ENOSPC       (the error that stopped it)
 //	PROBE fill.bytes=N             (how much it wrote)
 //	PROBE fill.memavailable=N kB   (MemAvailable afterwards)
@@ -57,6 +58,10 @@ func fillRequested(cmdline string) {
 				}
 			}
 			m, err := f.Write(chunk)
+			if n < fillMidway && n+int64(m) >= fillMidway {
+				// A marker for tests that cut the power mid-fill.
+				report("fill.midway", "%d", n+int64(m))
+			}
 			n += int64(m)
 			if err != nil {
 				report("fill.result", "%s", errText(err))
@@ -82,6 +87,9 @@ func fillRequested(cmdline string) {
 func fillFirst(cmdline string) bool {
 	return slices.Contains(strings.Fields(cmdline), "probe.fill.keep")
 }
+
+// fillMidway is when the fill says it is under way.
+const fillMidway = 8 << 20
 
 func reportMeminfo(key, field string) {
 	b, err := os.ReadFile("/proc/meminfo")

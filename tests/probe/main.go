@@ -216,6 +216,9 @@ func reportWrites() {
 	}
 	content := []byte("written by the ofsroot probe\n")
 	p := "/" + writeName
+	// Present before the write: an earlier boot's, kept (a persistent
+	// layer).
+	report("write.before", "%s", exists(p))
 	if err := os.WriteFile(p, content, 0o644); err != nil {
 		report("write.root", "%s", errText(err))
 	} else {
