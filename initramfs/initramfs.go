@@ -85,6 +85,10 @@ type Options struct {
 	// with this host's apparmor_parser and carries it, so that
 	// overlayfs=sandbox confines the firmware with it.
 	SandboxAppArmor bool
+	// Zram, if set, is a static mke2fs for the board (busybox from
+	// Debian's busybox-static), put at /sbin/mke2fs with the zram
+	// modules (ZramModules): what ofs-upper=zram needs (zram.go).
+	Zram string
 	// SourceDateEpoch is the time stamped on every archive entry.
 	SourceDateEpoch int64
 
@@ -220,7 +224,7 @@ func Build(o Options) (*Result, error) {
 	case err != nil:
 		return nil, fmt.Errorf("kernel %s: %w", o.Kernel, err)
 	}
-	plan, err := tree.Plan(o.Board.Modules)
+	plan, err := tree.Plan(boardModules(o)) // zram.go
 	if err != nil {
 		return nil, fmt.Errorf("board %s, kernel %s: %w", o.Board.Name, tree.Version, err)
 	}
@@ -271,6 +275,9 @@ func Build(o Options) (*Result, error) {
 		// busybox picks its applet from argv[0]: run as /bin/sh, it is sh.
 		a.file("/bin/sh", 0o755, sh)
 		res.ShellSHA256 = sha256Hex(sh)
+	}
+	if err := addZramMkfs(a, o); err != nil { // zram.go
+		return nil, err
 	}
 	if o.SandboxAppArmor {
 		policy, err := sandbox.CompileProfile(sandbox.DefaultProfile)

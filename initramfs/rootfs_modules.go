@@ -42,6 +42,10 @@ func rootFSOnly(mods []kmod.Module) map[string][]string {
 	tags := map[string][]string{}
 	for i := len(mods) - 1; i >= 0; i-- {
 		m := mods[i]
+		if t, ok := zramModuleTags[m.Name]; ok { // zram.go
+			tags[m.Name] = t
+			continue
+		}
 		if t, ok := filesystemModules[m.Name]; ok {
 			tags[m.Name] = t
 			continue

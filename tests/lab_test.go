@@ -149,10 +149,11 @@ type variant struct {
 	without     []string
 	shell       bool // carry Debian's static busybox as /bin/sh
 	apparmor    bool // carry the sandbox's compiled AppArmor profile
+	zram        bool // carry the zram modules and busybox as /sbin/mke2fs (--zram)
 }
 
 func (v variant) key() string {
-	return fmt.Sprintf("%s/%s/%v/%v", v.compression, strings.Join(v.without, ","), v.shell, v.apparmor)
+	return fmt.Sprintf("%s/%s/%v/%v/%v", v.compression, strings.Join(v.without, ","), v.shell, v.apparmor, v.zram)
 }
 
 // normal makes the builder's default explicit, so that the default and
@@ -178,13 +179,20 @@ func (l *lab) initrd(t *testing.T, v variant) (string, *initramfs.Result) {
 	ir.once.Do(func() {
 		start := time.Now()
 		o := initramfs.Options{Compression: v.compression, WithoutModules: v.without, SandboxAppArmor: v.apparmor}
-		if v.shell {
+		if v.shell || v.zram {
 			cache, err := kernelCache()
+			var bb string
 			if err == nil {
-				o.Shell, err = bootlab.FetchBusybox(cache, l.setup.Board)
+				bb, err = bootlab.FetchBusybox(cache, l.setup.Board)
 			}
 			if ir.err = err; err != nil {
 				return
+			}
+			if v.shell {
+				o.Shell = bb
+			}
+			if v.zram {
+				o.Zram = bb
 			}
 		}
 		ir.path, ir.result, ir.err = l.setup.Initramfs(o)

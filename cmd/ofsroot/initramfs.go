@@ -25,7 +25,7 @@ func init() {
 }
 
 // initramfsSynopsis is the one-line usage of the command.
-const initramfsSynopsis = "--board NAME (--kernel DEB|DIR | --kernel-version VERSION) --output FILE [--module NAME]... [--compress gzip|xz|zstd|none] [--init PREBUILT] [--shell STATIC-SH] [--apparmor] [--without-module NAME]..."
+const initramfsSynopsis = "--board NAME (--kernel DEB|DIR | --kernel-version VERSION) --output FILE [--module NAME]... [--compress gzip|xz|zstd|none] [--init PREBUILT] [--shell STATIC-SH] [--zram STATIC-MKE2FS] [--apparmor] [--without-module NAME]..."
 
 // initramfsList is a repeatable string flag.
 type initramfsList []string
@@ -46,6 +46,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 	fs := program.FlagSet("initramfs", initramfsSynopsis, stderr)
 	bf := addBuildFlags(fs, "`NAME` of the board to build for: "+strings.Join(board.Names(), ", "), "initramfs `FILE` to write (replaced atomically)")
 	shell := fs.String("shell", "", "a static shell `FILE` for the board (e.g. bin/busybox of Debian's busybox-static) put at /bin/sh, so that ofs-rescue=shell has a shell")
+	zramMkfs := fs.String("zram", "", "carry what ofs-upper=zram needs: the zram and compressor modules, and this static mke2fs `FILE` (e.g. bin/busybox of Debian's busybox-static; the same file as --shell is carried once) at /sbin/mke2fs")
 	apparmor := fs.Bool("apparmor", false, "carry the firmware sandbox's AppArmor profile, compiled with this host's apparmor_parser, for overlayfs=sandbox")
 	bf.kernelVersion = fs.String("kernel-version", "", "build for the installed kernel `VERSION` (uname -r): its modules from /lib/modules/VERSION under --kernel DIR (default /); what the kernel hooks of the package run")
 	var extra initramfsList
@@ -66,6 +67,12 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if *zramMkfs != "" {
+		if _, err := os.Stat(*zramMkfs); err != nil {
+			return fmt.Errorf("%w: --zram %s: %v", errUsage, *zramMkfs, initramfsPathErr(err))
+		}
+	}
+
 	b.Modules = append(append([]string(nil), b.Modules...), extra...)
 	res, err := initramfs.Build(initramfs.Options{
 		Board:           b,
@@ -75,6 +82,7 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 		Compression:     *bf.compress,
 		InitBinary:      *bf.init,
 		Shell:           *shell,
+		Zram:            *zramMkfs,
 		SandboxAppArmor: *apparmor,
 		WithoutModules:  without,
 		StripModules:    *strip,

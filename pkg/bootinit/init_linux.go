@@ -331,6 +331,15 @@ func (b *boot) overlaySteps() []Step {
 	tmpfsData := fmt.Sprintf("size=%d,mode=0755", size)
 	upper, work, onDevice := b.upperPaths() // upper_device_linux.go
 	ovlData := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", b.paths.ro, upper, work)
+	layer := Step{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, bootstatus.TmpfsName, b.paths.rw), Do: func() error {
+		if err := os.MkdirAll(b.paths.rw, 0o755); err != nil {
+			return err
+		}
+		return mountfs.Mount(bootstatus.TmpfsName, b.paths.rw, "tmpfs", 0, tmpfsData)
+	}}
+	if b.cfg.Upper.Kind == cmdline.UpperZram {
+		layer = b.zramLayer(mem, size, layer) // upper_zram_linux.go
+	}
 	steps := []Step{
 		{Name: "read MemTotal from /proc/meminfo", Do: func() error {
 			if err != nil {
@@ -338,12 +347,7 @@ func (b *boot) overlaySteps() []Step {
 			}
 			return nil
 		}},
-		{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, bootstatus.TmpfsName, b.paths.rw), Do: func() error {
-			if err := os.MkdirAll(b.paths.rw, 0o755); err != nil {
-				return err
-			}
-			return mountfs.Mount(bootstatus.TmpfsName, b.paths.rw, "tmpfs", 0, tmpfsData)
-		}},
+		layer,
 		{Name: fmt.Sprintf("mkdir %s %s", upper, work), Do: func() error {
 			if err := os.Mkdir(upper, 0o755); err != nil {
 				return err
@@ -362,9 +366,11 @@ func (b *boot) overlaySteps() []Step {
 			}
 			b.newRoot = b.paths.newRoot
 			b.status.Mode = bootstatus.Protected
-			b.status.RAM = &bootstatus.RAM{Mount: bootstatus.WritableLayer, SizeBytes: size, Percent: b.cfg.Size.Percent, MemTotal: mem}
-			if b.cfg.Size.Bytes != 0 {
-				b.status.RAM.Percent = 0
+			if b.status.Upper == nil || b.status.Upper.Kind == bootstatus.UpperRAM {
+				b.status.RAM = &bootstatus.RAM{Mount: bootstatus.WritableLayer, SizeBytes: size, Percent: b.cfg.Size.Percent, MemTotal: mem}
+				if b.cfg.Size.Bytes != 0 {
+					b.status.RAM.Percent = 0
+				}
 			}
 			b.status.Overlay = &bootstatus.Overlay{Lower: bootstatus.ReadOnlyLayer, Upper: bootstatus.WritableLayer + "/upper", Work: bootstatus.WritableLayer + "/work"}
 			if onDevice {
@@ -387,7 +393,7 @@ func (b *boot) degrade(err error) {
 	b.status.Mode = bootstatus.Degraded
 	reason := fmt.Sprintf("overlay could not be built: %v", err)
 	b.status.Reasons = append(b.status.Reasons, reason)
-	b.status.RAM, b.status.Overlay = nil, nil
+	b.status.RAM, b.status.Overlay, b.status.Upper = nil, nil, nil
 	b.log.Loudf("DEGRADED: %s\nBooting the real root READ-ONLY, WITHOUT a RAM overlay: writes to / will fail.\nThe device is NOT being written; fix the initramfs (is overlay.ko in it?) to get a writable protected root.", reason)
 	// Undo what was half built; a failure here changes nothing for the
 	// boot.

@@ -169,10 +169,24 @@ type Upper struct {
 	// Lower is the lower the layer is bound to (its DIR/lower.json):
 	// the root's filesystem UUID and content marker.
 	Lower string `json:"lower,omitempty"`
-	// Fallback says why the asked-for layer could not be used: Kind is
-	// then UpperRAM, the root still protected but its changes not kept,
-	// and the boot's mode is Degraded with the same reason.
+	// Fallback says why the asked-for layer (a persistent or a zram
+	// one) could not be used: Kind is then UpperRAM, the root still
+	// protected by the tmpfs layer, and the boot's mode is Degraded with
+	// the same reason.
 	Fallback string `json:"fallback,omitempty"`
+	// Zram is a zram layer's setup (Kind "zram").
+	Zram *Zram `json:"zram,omitempty"`
+}
+
+// Zram is how the init set up a zram layer's device.
+type Zram struct {
+	Algorithm string `json:"algorithm"` // the compressor in use
+	// Offered are the compressors the kernel's zram listed.
+	Offered       []string `json:"offered,omitempty"`
+	DisksizeBytes uint64   `json:"disksize_bytes"`  // the disk's (uncompressed) size
+	MemLimitBytes uint64   `json:"mem_limit_bytes"` // the RAM it may take; 0: no cap
+	// Mkfs is the mke2fs the filesystem was made with.
+	Mkfs string `json:"mkfs,omitempty"`
 }
 
 // States of a persistent layer (Upper.State).

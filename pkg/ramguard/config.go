@@ -1,5 +1,7 @@
 // Package ramguard watches the RAM layer of a protected root (the tmpfs
-// at /mnt/root-RW) so that a long uptime does not fill it unnoticed: past
+// at /mnt/root-RW, or the filesystem on a zram device, whose RAM against
+// its cap counts as use too) so that a long uptime does not fill it
+// unnoticed: past
 // a warning threshold of space or inodes it logs a warning; past an
 // action threshold it logs and runs the configured action once (log
 // only, a command, or a controlled reboot through the system's reboot

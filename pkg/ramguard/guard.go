@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ofsroot/ofsroot/pkg/rootstatus"
+	"github.com/ofsroot/ofsroot/pkg/zram"
 )
 
 // Level is how full the layer is.
@@ -26,15 +27,19 @@ type Use struct {
 	UsePercent, InodePercent float64
 	UsedBytes, SizeBytes     uint64
 	InodesUsed, Inodes       uint64
+	// For a zram layer: the RAM its device takes and its cap
+	// (mem_limit), and the first as a share of the second.
+	MemUsedBytes, MemLimitBytes uint64
+	MemPercent                  float64
 }
 
 // LevelOf compares a look with the thresholds.
 func (c Config) LevelOf(u Use) Level {
 	over := func(v, t float64) bool { return t > 0 && v >= t }
 	switch {
-	case over(u.UsePercent, c.ActUse) || over(u.InodePercent, c.ActInodes):
+	case over(u.UsePercent, c.ActUse) || over(u.MemPercent, c.ActUse) || over(u.InodePercent, c.ActInodes):
 		return Act
-	case over(u.UsePercent, c.WarnUse) || over(u.InodePercent, c.WarnInodes):
+	case over(u.UsePercent, c.WarnUse) || over(u.MemPercent, c.WarnUse) || over(u.InodePercent, c.WarnInodes):
 		return Warn
 	}
 	return OK
@@ -45,7 +50,10 @@ func (c Config) LevelOf(u Use) Level {
 type Guard struct {
 	Config Config
 	Statfs func(path string) (rootstatus.Statfs, error)
-	Logf   func(format string, args ...any)
+	// Zram reads the zram device mounted at a path (nil, nil when there
+	// is none): a zram layer is also full when its RAM reaches its cap.
+	Zram func(path string) (*zram.Stat, error)
+	Logf func(format string, args ...any)
 	// Exec runs a shell command line with extra environment.
 	Exec func(cmdline string, env []string) error
 
@@ -75,8 +83,21 @@ func (g *Guard) Check() (Level, error) {
 	if u.Inodes > 0 {
 		u.InodePercent = 100 * float64(u.InodesUsed) / float64(u.Inodes)
 	}
+	zramOf := g.Zram
+	if zramOf == nil {
+		zramOf = rootstatus.ZramAt
+	}
+	z, err := zramOf(g.Config.Path)
+	if err != nil {
+		return g.level, fmt.Errorf("ramguard: %w", err)
+	}
 	lvl := g.Config.LevelOf(u)
 	desc := fmt.Sprintf("%s: %.1f%% of %d bytes used, %.1f%% of %d inodes", g.Config.Path, u.UsePercent, u.SizeBytes, u.InodePercent, u.Inodes)
+	if z != nil {
+		u.MemUsedBytes, u.MemLimitBytes, u.MemPercent = z.MemUsedBytes, z.MemLimitBytes, z.MemPercent
+		lvl = g.Config.LevelOf(u)
+		desc += fmt.Sprintf("; zram %s: %d bytes of RAM used of its cap of %d (%.1f%%), compression ratio %.2f", z.Device, u.MemUsedBytes, u.MemLimitBytes, u.MemPercent, z.Ratio)
+	}
 	switch {
 	case lvl == OK && g.level != OK:
 		logf("ramguard: back under the thresholds: %s", desc)
@@ -104,6 +125,7 @@ func (g *Guard) act(u Use) error {
 		fmt.Sprintf("OFSROOT_RAM_PATH=%s", g.Config.Path),
 		fmt.Sprintf("OFSROOT_RAM_USE_PERCENT=%.1f", u.UsePercent),
 		fmt.Sprintf("OFSROOT_RAM_INODE_PERCENT=%.1f", u.InodePercent),
+		fmt.Sprintf("OFSROOT_RAM_MEM_PERCENT=%.1f", u.MemPercent),
 	}
 	switch g.Config.Action {
 	case ActionCommand:

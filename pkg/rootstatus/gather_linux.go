@@ -8,6 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
+	"github.com/ofsroot/ofsroot/pkg/mountfs"
+	"github.com/ofsroot/ofsroot/pkg/zram"
 )
 
 // Sources are the live files Gather reads; tests point them elsewhere.
@@ -31,7 +33,31 @@ func Gather(s Sources) (*Report, error) {
 	if s.Boot != "" {
 		kernels = InstalledKernels(s.Boot)
 	}
-	return Evaluate(Inputs{Mountinfo: bytes.NewReader(mi), Status: st, StatusErr: stErr, StatusFile: s.StatusFile, Statfs: StatfsOf, Kernels: kernels})
+	return Evaluate(Inputs{Mountinfo: bytes.NewReader(mi), Status: st, StatusErr: stErr, StatusFile: s.StatusFile, Statfs: StatfsOf, Zram: ZramOf, Kernels: kernels})
+}
+
+// ZramOf reads the zram device behind a mount source through /sys; nil,
+// nil when the source is no zram device.
+func ZramOf(source string) (*zram.Stat, error) {
+	d, ok := zram.ForSource("/sys", source)
+	if !ok {
+		return nil, nil
+	}
+	return d.Stat()
+}
+
+// ZramAt is ZramOf for the filesystem mounted at path (the top mount
+// there, as the mount table lists it).
+func ZramAt(path string) (*zram.Stat, error) {
+	mounts, err := mountfs.ReadMountinfo()
+	if err != nil {
+		return nil, err
+	}
+	m, ok := mountfs.MountAt(mounts, path)
+	if !ok {
+		return nil, nil
+	}
+	return ZramOf(m.Source)
 }
 
 // StatfsOf calls statfs(2).

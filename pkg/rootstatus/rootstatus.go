@@ -4,7 +4,8 @@
 // that is mounted read-only; the init's status file
 // (/run/ofsroot/status.json) adds what was asked for and why anything is
 // degraded; statfs of /mnt/root-RW gives the RAM layer's size, use and
-// inodes.
+// inodes, and for a zram layer its device's mm_stat the compression
+// ratio and the RAM used against the cap.
 //
 // Evaluate is pure (mountinfo text, a status record and a statfs seam in,
 // a Report out); Gather reads the live system.
@@ -18,6 +19,7 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/units"
+	"github.com/ofsroot/ofsroot/pkg/zram"
 )
 
 // Report is the protection status. Field names are part of ofsctl's
@@ -25,7 +27,8 @@ import (
 type Report struct {
 	Mode bootstatus.Mode `json:"mode"`
 	// Protected is true for protected and sandbox: writes to / go to RAM;
-	// also in a degraded boot whose persistent layer gave way to RAM.
+	// also in a degraded boot whose persistent or zram layer gave way to
+	// the tmpfs one.
 	Protected bool `json:"protected"`
 	// RealRoot is the device the system booted from, as mounted now.
 	RealRoot *RealRoot `json:"real_root,omitempty"`
@@ -78,6 +81,9 @@ type RAMUse struct {
 	InodesUsed   uint64  `json:"inodes_used"`
 	UsePercent   float64 `json:"use_percent"`
 	InodePercent float64 `json:"inode_percent"`
+	// Zram is the device of a zram layer: its compression ratio and the
+	// RAM it takes against its cap.
+	Zram *zram.Stat `json:"zram,omitempty"`
 }
 
 // KernelView is the mountinfo line of /.
@@ -104,6 +110,9 @@ type Inputs struct {
 	StatusFile string
 	// Statfs reads a mounted filesystem's use; nil leaves RAM out.
 	Statfs func(path string) (Statfs, error)
+	// Zram reads the zram device behind a mount source (nil, nil when
+	// the source is none: ZramOf); nil leaves it out.
+	Zram func(source string) (*zram.Stat, error)
 	// Kernels are the installed kernels (InstalledKernels); each one
 	// whose initramfs is not ofsroot's is warned about.
 	Kernels []KernelInitramfs
@@ -193,6 +202,13 @@ func Evaluate(in Inputs) (*Report, error) {
 		if upper, ok := root.Option("upperdir"); ok && in.Statfs != nil {
 			if rw, ok := mountOf(mounts, upper); ok {
 				r.RAM = ramUse(rw, in.Statfs, &r.Warnings)
+				if r.RAM != nil && in.Zram != nil {
+					z, err := in.Zram(rw.Source)
+					if err != nil {
+						r.Warnings = append(r.Warnings, fmt.Sprintf("zram layer %s: %v", rw.Source, err))
+					}
+					r.RAM.Zram = z
+				}
 			}
 		}
 	} else {
@@ -221,7 +237,7 @@ func Evaluate(in Inputs) (*Report, error) {
 }
 
 // upperFellBack says the init's record is of a protected root whose
-// persistent layer gave way to RAM (bootstatus.Upper.Fallback).
+// persistent or zram layer gave way to RAM (bootstatus.Upper.Fallback).
 func upperFellBack(st *bootstatus.Status) bool {
 	return st != nil && st.Mode == bootstatus.Degraded && st.Upper != nil && st.Upper.Fallback != ""
 }
@@ -303,6 +319,14 @@ func (r *Report) Text(w io.Writer) {
 	if u := r.RAM; u != nil {
 		fmt.Fprintf(w, "RAM layer:  %s at %s: %s of %s used (%.1f%%), %d of %d inodes (%.1f%%)\n",
 			u.Source, u.Mount, units.Bytes(u.UsedBytes), units.Bytes(u.SizeBytes), u.UsePercent, u.InodesUsed, u.Inodes, u.InodePercent)
+		if z := u.Zram; z != nil {
+			limit := "no cap"
+			if z.MemLimitBytes > 0 {
+				limit = fmt.Sprintf("%.1f%% of its cap of %s", z.MemPercent, units.Bytes(z.MemLimitBytes))
+			}
+			fmt.Fprintf(w, "zram:       %s, compression ratio %.2f (%s of data in %s); RAM used %s, %s\n",
+				z.Algorithm, z.Ratio, units.Bytes(z.DataBytes), units.Bytes(z.ComprBytes), units.Bytes(z.MemUsedBytes), limit)
+		}
 	}
 	opts := r.Kernel.RootOptions
 	if r.Kernel.RootSuperOptions != "" {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -14,11 +16,22 @@ import (
 //	PROBE fill.bytes=N             (how much it wrote)
 //	PROBE fill.memavailable=N kB   (MemAvailable afterwards)
 //
-// The file is removed afterwards. A RAM layer larger than the RAM ends
-// this with the OOM killer or a kernel panic instead; the boot tests
-// check that it ends with ENOSPC.
+// The file is removed afterwards, unless probe.fill.keep is on the
+// command line (the probe.run= programs then run after the fill, on the
+// full layer). probe.fill.random fills with incompressible bytes, not a
+// pattern that a compressed layer (zram) stores in a few pages. With a
+// zram device, its state follows:
+//
+//	PROBE fill.zram.mm_stat=...    (/sys/block/zram0/mm_stat)
+//	PROBE fill.zram.io_stat=...    (failed_reads failed_writes ...)
+//
+// A RAM layer larger than the RAM ends this with the OOM killer or a
+// kernel panic instead; the boot tests check that it ends with ENOSPC.
 func fillRequested(cmdline string) {
-	for _, w := range strings.Fields(cmdline) {
+	words := strings.Fields(cmdline)
+	random := slices.Contains(words, "probe.fill.random")
+	keep := slices.Contains(words, "probe.fill.keep")
+	for _, w := range words {
 		dir, ok := strings.CutPrefix(w, "probe.fill=")
 		if !ok || dir == "" {
 			continue
@@ -34,7 +47,16 @@ func fillRequested(cmdline string) {
 			chunk[i] = byte(i*7 + 1) // not zeros: no filesystem may elide them
 		}
 		var n int64
+		x := uint64(0x9e3779b97f4a7c15)
 		for {
+			if random {
+				for i := 0; i+8 <= len(chunk); i += 8 {
+					x ^= x << 13
+					x ^= x >> 7
+					x ^= x << 17
+					binary.LittleEndian.PutUint64(chunk[i:], x)
+				}
+			}
 			m, err := f.Write(chunk)
 			if n < fillMidway && n+int64(m) >= fillMidway {
 				// A marker for tests that cut the power mid-fill.
@@ -49,8 +71,21 @@ func fillRequested(cmdline string) {
 		report("fill.bytes", "%d", n)
 		reportMeminfo("fill.memavailable", "MemAvailable:")
 		f.Close()
-		os.Remove(p)
+		for _, name := range []string{"mm_stat", "io_stat"} {
+			if b, err := os.ReadFile("/sys/block/zram0/" + name); err == nil {
+				report("fill.zram."+name, "%s", strings.Join(strings.Fields(string(b)), " "))
+			}
+		}
+		if !keep {
+			os.Remove(p)
+		}
 	}
+}
+
+// fillFirst says whether the fill comes before the probe.run= programs
+// (probe.fill.keep: they look at the full layer).
+func fillFirst(cmdline string) bool {
+	return slices.Contains(strings.Fields(cmdline), "probe.fill.keep")
 }
 
 // fillMidway is when the fill says it is under way.

@@ -124,9 +124,15 @@ func main() {
 		reportSystemd() // systemd.go
 	}
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
-		runRequested(string(b))
-		pathChecks(string(b))    // paths.go
-		fillRequested(string(b)) // fill.go
+		if fillFirst(string(b)) { // fill.go
+			fillRequested(string(b))
+			runRequested(string(b))
+			pathChecks(string(b)) // paths.go
+		} else {
+			runRequested(string(b))
+			pathChecks(string(b))
+			fillRequested(string(b))
+		}
 	}
 	out.WriteString("PROBE END\n")
 	finish()
