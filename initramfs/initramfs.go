@@ -26,6 +26,7 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 	"github.com/ofsroot/ofsroot/pkg/kmod"
 	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
 	"github.com/ofsroot/ofsroot/pkg/version"
@@ -161,8 +162,8 @@ type BuildModule struct {
 
 // Build writes the initramfs described by o.
 //
-// Side effects: unpacks a .deb kernel into a temporary folder (removed
-// afterwards); without InitBinary and without a shipped init in
+// Side effects: opens a .deb kernel with kernelpkg.Open (unpacked once
+// into its cache, reused by later builds); without InitBinary and without a shipped init in
 // InitDir, runs `go build` on the source tree (see SourceDir) into a
 // temporary file; writes o.Output through a
 // temporary file in the same folder, renamed into place at the end.
@@ -198,7 +199,7 @@ func Build(o Options) (*Result, error) {
 		}
 	}
 
-	root, cleanup, err := openKernel(o.Kernel, o.Log)
+	root, cleanup, err := kernelpkg.Open(o.Kernel, o.Log)
 	if err != nil {
 		return nil, err
 	}

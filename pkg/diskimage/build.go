@@ -14,6 +14,7 @@ import (
 
 	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/initramfs"
+	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 )
 
 // BootFile is one extra file for the boot partition: the hook through
@@ -75,7 +76,8 @@ type Result struct {
 
 // Build writes the disk image o describes.
 //
-// Side effects: temporary folders (removed); runs tar (for a tar root),
+// Side effects: temporary folders (removed); a .deb kernel unpacked
+// into kernelpkg's cache (once); runs tar (for a tar root),
 // mkfs.vfat, mcopy, mkfs.ext4, debugfs, mksquashfs, and go build when no
 // initramfs is given; writes o.Output.
 func Build(o Options) (*Result, error) {
@@ -136,7 +138,7 @@ func Build(o Options) (*Result, error) {
 	}
 
 	// Kernel, device tree, initramfs.
-	k, cleanup, err := OpenKernel(o.Kernel)
+	k, cleanup, err := kernelpkg.OpenKernel(o.Kernel, logf)
 	if err != nil {
 		return nil, err
 	}

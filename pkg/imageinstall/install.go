@@ -13,6 +13,7 @@ import (
 	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/initramfs"
 	"github.com/ofsroot/ofsroot/pkg/diskimage"
+	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 )
 
 // Options say what to install where.
@@ -205,7 +206,7 @@ func kernelVersion(p Places, o Options) (string, error) {
 		}
 		return "", fmt.Errorf("the target's root has modules of several kernels (%s): give --kernel, the one its bootloader starts", strings.Join(installed, ", "))
 	}
-	k, cleanup, err := diskimage.OpenKernel(o.Kernel)
+	k, cleanup, err := kernelpkg.OpenKernel(o.Kernel, nil)
 	if err != nil {
 		return "", err
 	}
