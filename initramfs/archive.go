@@ -5,12 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 )
 
 // archive collects the records of the cpio archive.
@@ -84,37 +84,22 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeAtomic writes a file through fill into a temporary file beside
-// name and renames it into place, recording its size and SHA-256 in res.
-func writeAtomic(name string, fill func(io.Writer) error, res *Result) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+// writeAtomic writes a file through fill (atomicfile.Write: a temporary
+// file beside name, synced and renamed into place), recording its size
+// and SHA-256 in res.
+func writeAtomic(name string, fill func(io.Writer) error, res *Result) error {
+	h := sha256.New()
+	var n int64
+	err := atomicfile.Write(name, 0o644, func(w io.Writer) error {
+		cw := &countingWriter{w: io.MultiWriter(w, h)}
+		err := fill(cw)
+		n = cw.n
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
-	if err := fill(cw); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return err
-	}
-	res.CompressedBytes = cw.n
+	res.CompressedBytes = n
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return nil
 }

@@ -81,5 +81,3 @@ func syncPath(p string) error {
 	defer f.Close()
 	return f.Sync()
 }
-
-func syncDir(dir string) error { return syncPath(dir) }
