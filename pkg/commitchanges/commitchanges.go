@@ -215,7 +215,7 @@ func apply(lower, upper string, c overlaydiff.Change) error {
 		if err := copyAttrs(src, dst, st, true); err != nil {
 			return fail("set owner, mode, xattrs", err)
 		}
-		if err := syncPath(dst); err != nil {
+		if err := atomicfile.SyncDir(dst); err != nil {
 			return fail("fsync", err)
 		}
 		return fail2(atomicfile.SyncDir(filepath.Dir(dst)), fail, "fsync folder")
