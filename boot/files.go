@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 	"github.com/ofsroot/ofsroot/pkg/uimage"
 )
 
@@ -107,15 +108,10 @@ func WritePartition(dir string, b board.Board, in Inputs) ([]string, error) {
 	return names, nil
 }
 
-// writeFile replaces p through a temporary file and stamps it with t.
+// writeFile replaces p (atomicfile.WriteFile) and stamps it with t.
 func writeFile(p string, data []byte, t time.Time) error {
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(p, data, 0o644); err != nil {
 		return err
 	}
-	if err := os.Chtimes(tmp, t, t); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, p)
+	return os.Chtimes(p, t, t)
 }

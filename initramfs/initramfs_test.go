@@ -287,7 +287,8 @@ func systemList(t *testing.T, file, method string) map[string]string {
 }
 
 // TestBuildQEMUx86 builds the qemu-x86_64 initramfs from the real .deb
-// and from the dpkg -x folder and checks every entry.
+// (unpacked into an empty kernel cache, then from the cache) and from
+// the dpkg -x folder and checks every entry.
 func TestBuildQEMUx86(t *testing.T) {
 	deb := kernelDeb(t, "amd64")
 	dir := kernelDir(t, "amd64")
@@ -295,9 +296,24 @@ func TestBuildQEMUx86(t *testing.T) {
 	initPath := standin(t, "amd64")
 	out := t.TempDir()
 
-	fromDeb, err := Build(Options{Board: b, Kernel: deb, Output: filepath.Join(out, "deb.gz"), InitBinary: initPath})
+	// An empty cache, so that the .deb is read here, by package debpkg.
+	t.Setenv("OFSROOT_CACHE", t.TempDir())
+	unpacked := 0
+	logf := func(format string, _ ...any) {
+		if strings.HasPrefix(format, "unpacking") {
+			unpacked++
+		}
+	}
+	fromDeb, err := Build(Options{Board: b, Kernel: deb, Output: filepath.Join(out, "deb.gz"), InitBinary: initPath, Log: logf})
 	if err != nil {
 		t.Fatal(err)
+	}
+	fromCache, err := Build(Options{Board: b, Kernel: deb, Output: filepath.Join(out, "cache.gz"), InitBinary: initPath, Log: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unpacked != 1 || fromCache.SHA256 != fromDeb.SHA256 {
+		t.Errorf("two builds from the .deb: %d unpackings (want 1), archives %s and %s (want the same)", unpacked, fromDeb.SHA256, fromCache.SHA256)
 	}
 	fromDir, err := Build(Options{Board: b, Kernel: dir, Output: filepath.Join(out, "dir.gz"), InitBinary: initPath})
 	if err != nil {
@@ -329,7 +345,7 @@ func TestBuildQEMUx86(t *testing.T) {
 
 	// No temporary files are left beside the outputs.
 	entries, _ := os.ReadDir(out)
-	if len(entries) != 2 {
+	if len(entries) != 3 {
 		t.Errorf("output folder holds %d files", len(entries))
 	}
 }

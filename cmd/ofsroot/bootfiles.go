@@ -3,13 +3,10 @@ package main
 import (
 	"github.com/ofsroot/ofsroot/pkg/units"
 
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -17,7 +14,7 @@ import (
 	"github.com/ofsroot/ofsroot/boot"
 	"github.com/ofsroot/ofsroot/initramfs"
 	"github.com/ofsroot/ofsroot/pkg/cli"
-	"github.com/ofsroot/ofsroot/pkg/debpkg"
+	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 )
 
 func init() {
@@ -54,12 +51,12 @@ func runBootfiles(args []string, stdout, stderr io.Writer) error {
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "ofsroot bootfiles: "+format+"\n", args...) }
 
-	kdir, cleanup, err := bootfilesKernel(*bf.kernel, b.DeviceTree, logf)
+	k, cleanup, err := kernelpkg.OpenKernel(*bf.kernel, logf)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	vmlinuz, dtb, err := bootfilesFind(kdir, b.DeviceTree)
+	dtb, err := k.DTB(b.DeviceTree)
 	if err != nil {
 		return fmt.Errorf("kernel %s: %w", *bf.kernel, err)
 	}
@@ -86,7 +83,7 @@ func runBootfiles(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	names, err := boot.WritePartition(*bf.output, b, boot.Inputs{
-		Vmlinuz: vmlinuz, DTB: dtb, Initramfs: initrd, Compression: res.Compression,
+		Vmlinuz: k.Vmlinuz, DTB: dtb, Initramfs: initrd, Compression: res.Compression,
 		Options: opts, Time: time.Unix(epoch, 0),
 	})
 	if err != nil {
@@ -111,57 +108,6 @@ func ubootBoards() []string {
 		}
 	}
 	return names
-}
-
-// bootfilesKernel returns a folder holding the kernel package's boot/
-// and device trees: the folder itself, or for a .deb those entries
-// unpacked into a temporary folder (removed by the cleanup function).
-func bootfilesKernel(kernel, dtbName string, logf func(string, ...any)) (string, func(), error) {
-	nop := func() {}
-	fi, err := os.Stat(kernel)
-	if err != nil {
-		return "", nop, err
-	}
-	if fi.IsDir() {
-		return kernel, nop, nil
-	}
-	tmp, err := os.MkdirTemp("", "ofsroot-bootfiles-")
-	if err != nil {
-		return "", nop, err
-	}
-	cleanup := func() { os.RemoveAll(tmp) }
-	logf("unpacking the kernel and %s from %s", dtbName, kernel)
-	keep := func(name string) bool {
-		return strings.HasPrefix(name, "boot/vmlinuz-") ||
-			(strings.HasPrefix(name, "usr/lib/linux-image-") && path.Base(name) == dtbName)
-	}
-	if err := debpkg.ExtractFiltered(kernel, tmp, keep); err != nil {
-		cleanup()
-		return "", nop, fmt.Errorf("kernel: %w", err)
-	}
-	return tmp, cleanup, nil
-}
-
-// bootfilesFind finds the kernel image (boot/vmlinuz-VERSION, exactly
-// one) and the device tree (usr/lib/linux-image-VERSION/[VENDOR/]NAME).
-func bootfilesFind(dir, dtbName string) (vmlinuz, dtb string, err error) {
-	kernels, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
-	switch len(kernels) {
-	case 0:
-		return "", "", errors.New("no boot/vmlinuz-VERSION in it: give a linux-image package (not the linux-image-FLAVOUR meta package)")
-	case 1:
-	default:
-		return "", "", fmt.Errorf("%d kernels in boot/ (%s): give one package", len(kernels), strings.Join(kernels, ", "))
-	}
-	version := strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
-	base := filepath.Join(dir, "usr", "lib", "linux-image-"+version)
-	for _, p := range []string{filepath.Join(base, dtbName), filepath.Join(base, "*", dtbName)} {
-		if m, _ := filepath.Glob(p); len(m) > 0 {
-			sort.Strings(m)
-			return kernels[0], m[0], nil
-		}
-	}
-	return "", "", fmt.Errorf("no device tree %s under usr/lib/linux-image-%s", dtbName, version)
 }
 
 func bootfilesSummary(w io.Writer, b board.Board, dir string, names []string, res *initramfs.Result, opts boot.Options, fwEnv string) {

@@ -132,7 +132,61 @@ func oneName(cmd string, args []string, stderr io.Writer, extra func(*flag.FlagS
 	return store.Store{Dir: *state}, pos[0], nil
 }
 
+// runOptions are sandbox run's flags, parsed and checked.
+type runOptions struct {
+	firmware  string // as given
+	fwArgs    []string
+	name      string
+	state     string
+	net       sandbox.Net
+	init      string // "" finds it
+	restarts  sandbox.Restarts
+	hostname  string // "" is the instance name
+	memory    int64
+	pids      int64
+	layerSize int64
+	userns    bool
+}
+
+// sandboxRun runs a firmware's init in a sandbox until it ends for good:
+// parse, claim and mount the instance, set the sandbox up, supervise.
 func sandboxRun(args []string, stdout, stderr io.Writer) error {
+	o, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := needRoot(); err != nil {
+		return err
+	}
+	fw, err := filepath.Abs(o.firmware)
+	if err != nil {
+		return err
+	}
+	db := store.Store{Dir: o.state}
+	inst, hash, kind, release, err := prepareInstance(db, o, fw, stderr)
+	if err != nil {
+		return err
+	}
+	defer release()
+	cfg, undo, err := sandboxConfig(db, inst, o, fw, stderr)
+	defer undo()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "sandbox: %s: running %s of %s (sha256 %.12s, %s) in %s; network %s; %s; %s\n", inst.Name, cfg.Init, fw, hash, kind, cfg.Root, cfg.Net, limitsNote(o.memory, o.pids, inst.LayerSize, cfg.Cgroup), usernsNote(cfg.UserNS))
+	endings, err := superviseFirmware(cfg, o.restarts, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	last := endings[len(endings)-1]
+	inst.LastEnding = last.String() // saved by release
+	return endingError(last)
+}
+
+// parseRunFlags reads sandbox run's arguments: FIRMWARE, the flags
+// (before or after it) and, after "--", the firmware init's arguments.
+// It checks every value and touches nothing.
+func parseRunFlags(args []string, stderr io.Writer) (runOptions, error) {
 	fs := program.FlagSet("sandbox", "run FIRMWARE [--name N] [--state DIR] [--net private|host] [--init PATH] [--restart POLICY] [-- ARGS]", stderr)
 	name := fs.String("name", "", "instance name (default: the firmware's hash, shortened, made unique)")
 	state := fs.String("state", store.DefaultStateDir, "state folder")
@@ -146,46 +200,46 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	userns := fs.Bool("userns", true, "run the firmware in a user namespace: its root is an unprivileged uid range of the host (needs Linux 5.19 and idmapped-mount support in the firmware's and the state folder's filesystems; --userns=false runs it as the host's root, held by seccomp and dropped capabilities)")
 	pos, fwArgs, err := parseInterspersed(fs, args)
 	if err != nil {
-		return err
+		return runOptions{}, err
 	}
-	memory, err := diskimage.ParseSize(*memFlag)
-	if err != nil || memory < 0 {
-		return fmt.Errorf("%w: --memory %q: want a size such as 512M or 2G, or 0", errUsage, *memFlag)
+	o := runOptions{fwArgs: fwArgs, name: *name, state: *state, init: *initPath, hostname: *hostname, pids: *pids, userns: *userns}
+	o.memory, err = diskimage.ParseSize(*memFlag)
+	if err != nil || o.memory < 0 {
+		return o, fmt.Errorf("%w: --memory %q: want a size such as 512M or 2G, or 0", errUsage, *memFlag)
 	}
-	layerSize, err := diskimage.ParseSize(*layerFlag)
-	if err != nil || layerSize < 8<<20 {
-		return fmt.Errorf("%w: --layer-size %q: want a size of at least 8M, such as 256M or 2G", errUsage, *layerFlag)
+	o.layerSize, err = diskimage.ParseSize(*layerFlag)
+	if err != nil || o.layerSize < 8<<20 {
+		return o, fmt.Errorf("%w: --layer-size %q: want a size of at least 8M, such as 256M or 2G", errUsage, *layerFlag)
 	}
-	if *pids < 0 {
-		return fmt.Errorf("%w: --pids %d: want a count, or 0", errUsage, *pids)
+	if o.pids < 0 {
+		return o, fmt.Errorf("%w: --pids %d: want a count, or 0", errUsage, o.pids)
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: sandbox run takes one FIRMWARE (a folder or an image)", errUsage)
+		return o, fmt.Errorf("%w: sandbox run takes one FIRMWARE (a folder or an image)", errUsage)
 	}
-	net, err := sandbox.ParseNet(*netFlag)
-	if err != nil {
-		return fmt.Errorf("%w: --net: %v", errUsage, err)
+	o.firmware = pos[0]
+	if o.net, err = sandbox.ParseNet(*netFlag); err != nil {
+		return o, fmt.Errorf("%w: --net: %v", errUsage, err)
 	}
-	restarts, err := sandbox.ParseRestarts(*restartFlag)
-	if err != nil {
-		return fmt.Errorf("%w: --restart %v", errUsage, err)
+	if o.restarts, err = sandbox.ParseRestarts(*restartFlag); err != nil {
+		return o, fmt.Errorf("%w: --restart %v", errUsage, err)
 	}
-	if *name != "" {
-		if err := store.CheckName(*name); err != nil {
-			return fmt.Errorf("%w: --name: %v", errUsage, err)
+	if o.name != "" {
+		if err := store.CheckName(o.name); err != nil {
+			return o, fmt.Errorf("%w: --name: %v", errUsage, err)
 		}
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	fw, err := filepath.Abs(pos[0])
-	if err != nil {
-		return err
-	}
-	db := store.Store{Dir: *state}
-	if *userns {
+	return o, nil
+}
+
+// prepareInstance claims the instance for firmware fw (a new one, or
+// the stopped one o.name names), makes its layer and mounts its union.
+// release unmounts it, saves the instance as stopped (with what the
+// caller set in it meanwhile) and gives up the claim.
+func prepareInstance(db store.Store, o runOptions, fw string, stderr io.Writer) (inst *store.Instance, hash, kind string, release func(), err error) {
+	if o.userns {
 		if err := searchable(filepath.Dir(db.Dir)); err != nil {
-			return err
+			return nil, "", "", nil, err
 		}
 	}
 	cleaned, err := db.CleanStale()
@@ -195,28 +249,38 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		fmt.Fprintf(stderr, "sandbox: warning: cleaning stale mounts: %v\n", err)
 	}
-	hash, kind, err := store.HashFirmware(fw)
+	hash, kind, err = store.HashFirmware(fw)
 	if err != nil {
-		return fmt.Errorf("firmware %s: %w", fw, err)
+		return nil, "", "", nil, fmt.Errorf("firmware %s: %w", fw, err)
 	}
-
-	inst, lock, err := claimInstance(db, *name, fw, kind, hash, stderr)
+	inst, lock, err := claimInstance(db, o.name, fw, kind, hash, stderr)
 	if err != nil {
-		return err
+		return nil, "", "", nil, err
 	}
-	defer lock.Close()
-	inst.Net, inst.PID = net, os.Getpid()
+	inst.Net, inst.PID = o.net, os.Getpid()
 	if err := db.Save(inst); err != nil {
-		return err
+		lock.Close()
+		return nil, "", "", nil, err
 	}
-	defer func() {
+	release = func() {
 		if err := db.Unmount(inst.Name); err != nil {
 			fmt.Fprintf(stderr, "sandbox: warning: %v\n", err)
 		}
 		inst.PID = 0
 		db.Save(inst)
-	}()
-	if err := db.MakeLayer(inst, layerSize); err != nil {
+		lock.Close()
+	}
+	if err := mountInstance(db, inst, o, fw); err != nil {
+		release()
+		return nil, "", "", nil, err
+	}
+	return inst, hash, kind, release, nil
+}
+
+// mountInstance makes the instance's layer (once), picks its uid range
+// and mounts the firmware, the layer and the union of the two.
+func mountInstance(db store.Store, inst *store.Instance, o runOptions, fw string) error {
+	if err := db.MakeLayer(inst, o.layerSize); err != nil {
 		return err
 	}
 	if err := db.PickUIDBase(inst); err != nil {
@@ -231,40 +295,55 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	if err := db.MountLayer(inst.Name, false); err != nil {
 		return fmt.Errorf("mounting the instance's layer %s: %w", db.Image(inst.Name), err)
 	}
-	if err := db.MountUnion(inst, *userns); err != nil {
+	if err := db.MountUnion(inst, o.userns); err != nil {
 		return fmt.Errorf("mounting the instance's overlay: %w", err)
 	}
-	union := db.Union(inst.Name)
-	init := *initPath
-	if init == "" {
-		if init, err = switchroot.FindInitIn(union, switchroot.DefaultInits); err != nil {
-			return fmt.Errorf("firmware %s has no init (%v); name it with --init", fw, err)
+	return nil
+}
+
+// sandboxConfig is what the sandbox runs for the mounted instance: the
+// firmware's init, AppArmor, the cgroup of the limits, the user
+// namespace, the terminal. undo (always set, also on an error) removes
+// the cgroup and gives the terminal back.
+func sandboxConfig(db store.Store, inst *store.Instance, o runOptions, fw string, stderr io.Writer) (cfg sandbox.Config, undo func(), err error) {
+	var undos []func()
+	undo = func() {
+		for i := len(undos) - 1; i >= 0; i-- {
+			undos[i]()
 		}
 	}
-	if *hostname == "" {
-		*hostname = inst.Name
+	union := db.Union(inst.Name)
+	init := o.init
+	if init == "" {
+		if init, err = switchroot.FindInitIn(union, switchroot.DefaultInits); err != nil {
+			return cfg, undo, fmt.Errorf("firmware %s has no init (%v); name it with --init", fw, err)
+		}
+	}
+	hostname := o.hostname
+	if hostname == "" {
+		hostname = inst.Name
 	}
 	plan := sandbox.PrepareAppArmor(sandbox.DefaultProfile)
 	fmt.Fprintf(stderr, "sandbox: %s\n", plan.Note)
 	var cg *sandbox.Cgroup
-	if memory > 0 || *pids > 0 {
-		cg, err = sandbox.NewCgroup(inst.Name, sandbox.Limits{Memory: memory, Pids: *pids})
+	if o.memory > 0 || o.pids > 0 {
+		cg, err = sandbox.NewCgroup(inst.Name, sandbox.Limits{Memory: o.memory, Pids: o.pids})
 		if err != nil {
-			return fmt.Errorf("the instance's cgroup (for --memory and --pids): %w", err)
+			return cfg, undo, fmt.Errorf("the instance's cgroup (for --memory and --pids): %w", err)
 		}
-		defer func() {
+		undos = append(undos, func() {
 			if err := cg.Remove(); err != nil {
 				fmt.Fprintf(stderr, "sandbox: warning: %v\n", err)
 			}
-		}()
+		})
 	}
-	cfg := sandbox.Config{
-		Root: union, Init: init, Args: fwArgs, Hostname: *hostname, Net: net,
+	cfg = sandbox.Config{
+		Root: union, Init: init, Args: o.fwArgs, Hostname: hostname, Net: o.net,
 		Env:             []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=" + envOr("TERM", "linux")},
 		AppArmorProfile: plan.Label,
 		Cgroup:          cg,
 	}
-	if *userns {
+	if o.userns {
 		m := inst.IDMap()
 		cfg.UserNS = &m
 	}
@@ -281,19 +360,27 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			fmt.Fprintf(stderr, "sandbox: warning: %v; the firmware keeps its standard input and output but cannot open /dev/console\n", err)
 		} else {
-			defer restore()
+			undos = append(undos, restore)
 		}
 	}
+	return cfg, undo, nil
+}
+
+// superviseFirmware starts the sandbox and restarts it as restarts says,
+// passing SIGINT, SIGTERM and SIGHUP on to the firmware's init (SIGTERM,
+// then SIGKILL after stopGrace) and SIGUSR1 as SIGKILL, each of which
+// also ends the restarts. It returns how each run ended.
+func superviseFirmware(cfg sandbox.Config, restarts sandbox.Restarts, stdout, stderr io.Writer) ([]sandbox.Ending, error) {
 	out, copyDone, err := fileFor(stdout)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	errOut, errCopyDone, err := fileFor(stderr)
 	if err != nil {
-		return err
+		out.Close()
+		copyDone()
+		return nil, err
 	}
-	fmt.Fprintf(stderr, "sandbox: %s: running %s of %s (sha256 %.12s, %s) in %s; network %s; %s; %s\n", inst.Name, init, fw, hash, kind, union, net, limitsNote(memory, *pids, inst.LayerSize, cg), usernsNote(cfg.UserNS))
-
 	var current atomic.Int64
 	var stopped atomic.Bool
 	sigs := make(chan os.Signal, 2)
@@ -341,8 +428,12 @@ func sandboxRun(args []string, stdout, stderr io.Writer) error {
 	errOut.Close()
 	copyDone()
 	errCopyDone()
-	last := endings[len(endings)-1]
-	inst.LastEnding = last.String()
+	return endings, nil
+}
+
+// endingError is sandbox run's result for how the firmware's last run
+// ended: its exit code, 128+N for signal N, or the set-up's failure.
+func endingError(last sandbox.Ending) error {
 	switch {
 	case last.Err != nil:
 		return last.Err

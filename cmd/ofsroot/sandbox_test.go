@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -364,6 +365,41 @@ func TestParseInterspersed(t *testing.T) {
 	}
 	if _, _, err := parseInterspersed(fs, []string{"--nope"}); err == nil || errors.Is(err, nil) {
 		t.Errorf("unknown flag: %v", err)
+	}
+}
+
+// TestParseRunFlags: sandbox run's flags, checked without root and
+// without touching anything.
+func TestParseRunFlags(t *testing.T) {
+	o, err := parseRunFlags([]string{"fw.img", "--name", "dev1", "--net", "host", "--memory", "512M", "--pids", "0",
+		"--layer-size", "64M", "--restart", "3", "--userns=false", "--hostname", "box", "--init", "/sbin/init", "--", "--single"}, io.Discard)
+	want := runOptions{firmware: "fw.img", fwArgs: []string{"--single"}, name: "dev1", state: store.DefaultStateDir, net: sandbox.NetHost,
+		init: "/sbin/init", restarts: 3, hostname: "box", memory: 512 << 20, pids: 0, layerSize: 64 << 20, userns: false}
+	if err != nil || !reflect.DeepEqual(o, want) {
+		t.Errorf("got %+v, %v\nwant %+v", o, err, want)
+	}
+	o, err = parseRunFlags([]string{"fw"}, io.Discard)
+	if err != nil || o.memory != 1<<30 || o.pids != 4096 || o.layerSize != 1<<30 || !o.userns || o.restarts != 0 || o.net != sandbox.NetPrivate {
+		t.Errorf("defaults: %+v, %v", o, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fw", "--memory", "-1"}, "--memory"},
+		{[]string{"fw", "--memory", "lots"}, "--memory"},
+		{[]string{"fw", "--layer-size", "4M"}, "--layer-size"},
+		{[]string{"fw", "--pids", "-2"}, "--pids -2"},
+		{[]string{}, "one FIRMWARE"},
+		{[]string{"a", "b"}, "one FIRMWARE"},
+		{[]string{"fw", "--net", "bridge"}, "--net"},
+		{[]string{"fw", "--restart", "sometimes"}, "--restart"},
+		{[]string{"fw", "--name", "../x"}, "--name"},
+	} {
+		_, err := parseRunFlags(tc.args, io.Discard)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v; want a usage error naming %s", tc.args, err, tc.want)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 	"github.com/ofsroot/ofsroot/pkg/blockdev"
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cmdline"
@@ -443,7 +444,7 @@ func (b *boot) rewriteFstab() Step {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		return writeFileAtomic(path, out, 0o644)
+		return writeFileAtomic(b.paths.newRoot, "etc/fstab", out, 0o644)
 	}}
 }
 
@@ -558,10 +559,22 @@ func monotonic() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".ofsroot-tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
+// writeFileAtomic replaces name inside the root at root (making its
+// folder), by atomicfile.WriteFileIn. The root's files are hostile input
+// (see package rootfile): the write is confined to it, so that no link
+// of the root (etc -> /dev, say) leads it out, and its temporary file is
+// created exclusively under a random name, never through a planted link
+// or device node (the fixed name etc/fstab.ofsroot-tmp of before was
+// opened through one: a hostile root's link there to /dev/mmcblk0 had
+// the fstab written onto the card under protection).
+func writeFileAtomic(root, name string, data []byte, perm os.FileMode) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	defer r.Close()
+	if err := r.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFileIn(r, name, data, perm)
 }

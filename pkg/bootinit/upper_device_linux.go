@@ -247,7 +247,7 @@ func (b *boot) bindLayer() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(l.dir, LowerRecordFile), append(data, '\n'), 0o644); err != nil {
+	if err := writeFileAtomic(l.dir, LowerRecordFile, append(data, '\n'), 0o644); err != nil {
 		return err
 	}
 	return syncfs(l.dir)

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 )
 
 // Path is where the init writes the status on the booted system.
@@ -235,24 +237,13 @@ func Read(r io.Reader) (*Status, error) {
 	return &s, nil
 }
 
-// WriteFile writes s to path atomically (temporary file, then rename).
+// WriteFile writes s to path atomically (atomicfile.Write), making its
+// folder.
 func WriteFile(path string, s *Status) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if err := Write(f, s); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return Write(w, s) })
 }
 
 // ReadFile reads the status at path.

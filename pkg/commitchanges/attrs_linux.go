@@ -72,14 +72,3 @@ func mknodLike(p string, st os.FileInfo) error {
 	}
 	return nil
 }
-
-func syncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
-func syncDir(dir string) error { return syncPath(dir) }

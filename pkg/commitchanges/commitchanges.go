@@ -15,6 +15,11 @@
 // that moment neither exists. Hard links are not kept (each name gets
 // its own copy); overlayfs's own xattrs are never copied.
 //
+// The writer is its own, not package atomicfile's (whose folder sync it
+// shares): the entry written may be a symlink or a device node, not only
+// a file; it takes the upper entry's owner, xattrs and times; and its
+// temporary name (TempPrefix) is one a later commit knows to remove.
+//
 // Apply works on any two folders; Commit makes the real root writable
 // only for the moment it takes, in a private mount namespace (see
 // package maintenance).
@@ -29,6 +34,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 	"github.com/ofsroot/ofsroot/pkg/maintenance"
 	"github.com/ofsroot/ofsroot/pkg/overlaydiff"
 )
@@ -186,7 +192,7 @@ func apply(lower, upper string, c overlaydiff.Change) error {
 		if err := os.RemoveAll(dst); err != nil {
 			return fail("remove", err)
 		}
-		return fail2(syncDir(filepath.Dir(dst)), fail, "fsync folder")
+		return fail2(atomicfile.SyncDir(filepath.Dir(dst)), fail, "fsync folder")
 	}
 	st, err := os.Lstat(src)
 	if err != nil {
@@ -209,10 +215,10 @@ func apply(lower, upper string, c overlaydiff.Change) error {
 		if err := copyAttrs(src, dst, st, true); err != nil {
 			return fail("set owner, mode, xattrs", err)
 		}
-		if err := syncPath(dst); err != nil {
+		if err := atomicfile.SyncDir(dst); err != nil {
 			return fail("fsync", err)
 		}
-		return fail2(syncDir(filepath.Dir(dst)), fail, "fsync folder")
+		return fail2(atomicfile.SyncDir(filepath.Dir(dst)), fail, "fsync folder")
 	}
 	tmp, err := tempName(filepath.Dir(dst), filepath.Base(dst))
 	if err != nil {
@@ -235,7 +241,7 @@ func apply(lower, upper string, c overlaydiff.Change) error {
 	for _, p := range stale {
 		os.Remove(p)
 	}
-	return fail2(syncDir(filepath.Dir(dst)), fail, "fsync folder")
+	return fail2(atomicfile.SyncDir(filepath.Dir(dst)), fail, "fsync folder")
 }
 
 func globEscape(s string) string {
@@ -299,7 +305,10 @@ func makeTemp(src, tmp string, st os.FileInfo) error {
 		if err := copyAttrs(src, tmp, st, false); err != nil {
 			return err
 		}
-		return syncPath(tmp)
+		// A node is an inode only, and syncing the folder it was made
+		// in writes it. Opening it to sync it would block for ever on a
+		// FIFO (no writer) and run a device's driver.
+		return atomicfile.SyncDir(filepath.Dir(tmp))
 	}
 	return fmt.Errorf("cannot commit a %v", st.Mode().Type())
 }

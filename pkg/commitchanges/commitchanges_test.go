@@ -243,3 +243,33 @@ func checkPlan(t *testing.T, got []overlaydiff.Change, want []string) {
 		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(s, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestApplyNodes commits a FIFO and a device node. Syncing a node by
+// opening it blocked for ever on the FIFO (no writer comes): without the
+// fix this test hangs until go test's timeout.
+func TestApplyNodes(t *testing.T) {
+	testenv.NeedRoot(t, "mknod of a device node and chown to its owner")
+	lower, upper := t.TempDir(), t.TempDir()
+	must(t, unix.Mkfifo(filepath.Join(upper, "pipe"), 0o640))
+	must(t, unix.Mknod(filepath.Join(upper, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	must(t, Apply(lower, upper, []overlaydiff.Change{
+		{Path: "/pipe", Kind: overlaydiff.Added},
+		{Path: "/null", Kind: overlaydiff.Added},
+	}))
+	for _, name := range []string{"pipe", "null"} {
+		want, err := os.Lstat(filepath.Join(upper, name))
+		must(t, err)
+		fi, err := os.Lstat(filepath.Join(lower, name))
+		if err != nil || fi.Mode() != want.Mode() || fi.Mode().Type() == 0 {
+			t.Errorf("%s: %v, %v; want %v", name, fi.Mode(), err, want.Mode())
+		}
+	}
+	var st unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(lower, "null"), &st))
+	if st.Rdev != unix.Mkdev(1, 3) {
+		t.Errorf("null: device %d:%d, want 1:3", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	if left, _ := filepath.Glob(filepath.Join(lower, TempPrefix+"*")); len(left) > 0 {
+		t.Errorf("temporary entries left: %v", left)
+	}
+}

@@ -7,6 +7,7 @@
 // never installed into the host; an flock on the folder (Lock) keeps
 // parallel callers from fetching twice.
 //
-// It imports nothing of the project but board, so that any package's
-// tests can use it (debcachetest) without an import cycle.
+// It imports nothing of the project but board and kernelpkg (which
+// reads a kernel package), so that any package's tests can use it
+// (debcachetest) without an import cycle.
 package debcache

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 )
 
 // Kernel is one Debian linux-image package unpacked in the cache.
@@ -31,19 +32,9 @@ type Kernel struct {
 }
 
 // DTB returns the path of the device tree blob called name in the
-// package (usr/lib/linux-image-VERSION/NAME, or in a vendor folder below
-// it as arm64 packages have them).
+// package, as kernelpkg.Kernel.DTB finds it.
 func (k Kernel) DTB(name string) (string, error) {
-	base := filepath.Join(k.Dir, "usr/lib/linux-image-"+k.Version)
-	p := filepath.Join(base, name)
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	matches, _ := filepath.Glob(filepath.Join(base, "*", name))
-	if len(matches) > 0 {
-		return matches[0], nil
-	}
-	return "", fmt.Errorf("kernel %s has no device tree %s under %s", k.Version, name, base)
+	return kernelpkg.Kernel{Dir: k.Dir, Version: k.Version, Vmlinuz: k.Vmlinuz}.DTB(name)
 }
 
 // ModuleRoot returns the folder holding go.mod, walking up from the

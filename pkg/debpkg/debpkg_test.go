@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/ofsroot/ofsroot/internal/testenv"
-	"github.com/ofsroot/ofsroot/pkg/debcache/debcachetest"
 )
 
 func need(t *testing.T, prog string) {
@@ -402,21 +401,4 @@ func TestCleanName(t *testing.T) {
 			t.Errorf("CleanName(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.bad)
 		}
 	}
-}
-
-// TestExtractKernelDeb unpacks the real kernel packages and compares
-// every entry with what dpkg -x made.
-func TestExtractKernelDeb(t *testing.T) {
-	testenv.SkipIfShort(t, "unpacks a 400 MB kernel package twice")
-	need(t, "dpkg")
-	deb := debcachetest.Kernel(t, "armmp").Deb // the smaller one
-	tmp := t.TempDir()
-	want, got := filepath.Join(tmp, "want"), filepath.Join(tmp, "got")
-	if out, err := exec.Command("dpkg", "-x", deb, want).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg -x: %v\n%s", err, out)
-	}
-	if err := Extract(deb, got); err != nil {
-		t.Fatal(err)
-	}
-	compareTrees(t, want, got)
 }

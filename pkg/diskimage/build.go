@@ -18,6 +18,7 @@ import (
 	bootscript "github.com/ofsroot/ofsroot/boot"
 	"github.com/ofsroot/ofsroot/initramfs"
 	"github.com/ofsroot/ofsroot/pkg/flash"
+	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 )
 
 // BootFile is one extra file for the boot partition: the hook through
@@ -94,7 +95,8 @@ type Result struct {
 // distro boot prefers an extlinux.conf to a boot.scr and would never run
 // the script. Other boards get vmlinuz, initrd.img and an extlinux.conf.
 //
-// Side effects: temporary folders (removed); runs tar (for a tar root),
+// Side effects: temporary folders (removed); a .deb kernel unpacked
+// into kernelpkg's cache (once); runs tar (for a tar root),
 // mkfs.vfat, mcopy, mkfs.ext4, debugfs, mksquashfs, and go build when no
 // initramfs is given; writes o.Output.
 func Build(o Options) (*Result, error) {
@@ -158,7 +160,7 @@ func Build(o Options) (*Result, error) {
 	}
 
 	// Kernel, device tree, initramfs.
-	k, cleanup, err := OpenKernel(o.Kernel)
+	k, cleanup, err := kernelpkg.OpenKernel(o.Kernel, logf)
 	if err != nil {
 		return nil, err
 	}

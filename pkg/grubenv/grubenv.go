@@ -14,8 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 )
 
 // Header starts every environment block.
@@ -199,34 +200,12 @@ func ReadFile(path string) (*Env, error) {
 }
 
 // WriteFile writes e to path through a temporary file in the same folder,
-// synced and renamed into place, so that a power cut leaves the old block
-// or the new one.
-func WriteFile(path string, e *Env) (err error) {
+// synced and renamed into place (atomicfile.WriteFile), so that a power
+// cut leaves the old block or the new one.
+func WriteFile(path string, e *Env) error {
 	data, err := e.Encode()
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".grubenv.tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o644)
 }

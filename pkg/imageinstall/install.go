@@ -1,7 +1,6 @@
 package imageinstall
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,9 @@ import (
 
 	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/initramfs"
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 	"github.com/ofsroot/ofsroot/pkg/diskimage"
+	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 )
 
 // Options say what to install where.
@@ -205,7 +206,7 @@ func kernelVersion(p Places, o Options) (string, error) {
 		}
 		return "", fmt.Errorf("the target's root has modules of several kernels (%s): give --kernel, the one its bootloader starts", strings.Join(installed, ", "))
 	}
-	k, cleanup, err := diskimage.OpenKernel(o.Kernel)
+	k, cleanup, err := kernelpkg.OpenKernel(o.Kernel, nil)
 	if err != nil {
 		return "", err
 	}
@@ -278,7 +279,9 @@ func initrdFor(boot, version string) (string, error) {
 
 // apply writes one file: the old one is copied to NAME.ofsroot-old
 // first (an existing backup is left alone: it holds the original), the
-// new one is written beside it and renamed over it.
+// new one is written beside it and renamed over it, each through
+// atomicfile (so a power cut leaves no torn backup taken for the
+// original) with the old file's mode.
 func apply(w write) (Change, error) {
 	path := filepath.Join(w.dir, w.name)
 	c := Change{Name: w.name, Path: w.shown, Action: w.action, Note: w.note}
@@ -287,7 +290,7 @@ func apply(w write) (Change, error) {
 		mode = st.Mode().Perm()
 		backup := path + BackupSuffix
 		if _, err := os.Lstat(backup); errors.Is(err, os.ErrNotExist) {
-			if err := copyFile(path, backup, mode); err != nil {
+			if err := atomicfile.Write(backup, mode, copyFrom(path)); err != nil {
 				return c, fmt.Errorf("keeping a copy of %s: %w; nothing of it was changed", w.shown, err)
 			}
 			c.Backup = backup
@@ -295,44 +298,28 @@ func apply(w write) (Change, error) {
 			c.Note += "; the copy from before the first install is kept"
 		}
 	}
-	tmp := path + ".ofsroot-new"
-	var err error
-	if w.from != "" {
-		err = copyFile(w.from, tmp, mode)
-	} else {
-		err = writeFile(tmp, bytes.NewReader(w.data), mode)
+	fill := copyFrom(w.from)
+	if w.from == "" {
+		fill = func(out io.Writer) error {
+			_, err := out.Write(w.data)
+			return err
+		}
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, mode, fill); err != nil {
 		return c, fmt.Errorf("writing %s: %w", w.shown, err)
 	}
 	return c, nil
 }
 
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
+// copyFrom is an atomicfile fill that copies the file src.
+func copyFrom(src string) func(io.Writer) error {
+	return func(out io.Writer) error {
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		_, err = io.Copy(out, in)
 		return err
 	}
-	defer in.Close()
-	return writeFile(dst, in, mode)
-}
-
-func writeFile(dst string, r io.Reader, mode os.FileMode) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, r); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -37,6 +37,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 	"github.com/ofsroot/ofsroot/pkg/blockdev"
 	"github.com/ofsroot/ofsroot/pkg/mountfs"
 	"github.com/ofsroot/ofsroot/pkg/overlaydiff"
@@ -209,11 +210,7 @@ func (s Store) Save(i *Instance) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(s.dir(i.Name), "instance.json")
-	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(p+".tmp", p)
+	return atomicfile.WriteFile(filepath.Join(s.dir(i.Name), "instance.json"), append(b, '\n'), 0o644)
 }
 
 // List returns every instance, by name.

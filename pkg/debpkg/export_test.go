@@ -1,0 +1,4 @@
+package debpkg
+
+// CompareTrees is compareTrees for the external tests.
+var CompareTrees = compareTrees
