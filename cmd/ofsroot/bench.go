@@ -44,7 +44,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	initcall := fs.Bool("initcall-debug", false, "boot with initcall_debug to split module time into the kernel's init/probe and the loading (slows every variant)")
 	svg := fs.String("svg", "", "write the timeline of the median boots to this SVG file")
 	compression := fs.String("compression", "", "ofsroot's initramfs compression (default: the builder's)")
-	variants := fs.String("variants", "", "more builds of ofsroot to boot, comma-separated: strip (--strip-modules), async (async_probe=1 for every module), gzip, xz, zstd (that compression)")
+	variants := fs.String("variants", "", "more builds of ofsroot to boot, comma-separated: strip (--strip-modules), async (async_probe=1 for every module), gzip, xz, zstd (that compression), naive (the same modules under a naive Go /init: load them all, mount, overlay, switch, exec; the yardstick)")
 	var extra extraFlag
 	fs.Var(&extra, "extra", "another initramfs to boot, NAME=FILE (e.g. an older ofsroot build); repeatable; it gets ofsroot's command line")
 	keep := fs.Bool("keep", false, "keep the work folder (console logs)")
@@ -173,14 +173,23 @@ func prepareBench(b board.Board, cache, work string, peers bool, compression, va
 			}
 		case "gzip", "xz", "zstd":
 			o.Compression = v
+		case "naive":
+			o.InitBinary = filepath.Join(work, "naive")
+			if err := bootbench.BuildNaive(b, o.InitBinary); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, fmt.Errorf("%w: --variants %s: want strip, async, gzip, xz or zstd", errUsage, v)
+			return nil, fmt.Errorf("%w: --variants %s: want strip, async, gzip, xz, zstd or naive", errUsage, v)
 		}
 		res, err := initramfs.Build(o)
 		if err != nil {
 			return nil, fmt.Errorf("ofsroot's initramfs (%s): %w", v, err)
 		}
-		bench.Variants = append(bench.Variants, bootbench.Variant{Name: "ofsroot " + v, Initrd: o.Output, Append: ofsArgs, Compressed: res.CompressedBytes, Unpacked: res.UncompressedBytes})
+		name := "ofsroot " + v
+		if v == "naive" {
+			name = "a naive Go /init, the same modules"
+		}
+		bench.Variants = append(bench.Variants, bootbench.Variant{Name: name, Initrd: o.Output, Append: ofsArgs, Compressed: res.CompressedBytes, Unpacked: res.UncompressedBytes})
 	}
 	for _, e := range extras {
 		e.Append = ofsArgs

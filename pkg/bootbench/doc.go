@@ -11,8 +11,9 @@
 //
 //   - Variants: ofsroot's initramfs, Debian's initramfs-tools with
 //     overlayroot (MODULES=most and MODULES=dep, built in a debootstrap
-//     chroot and cached), and a kernel-only floor whose /init is the
-//     marker itself.
+//     chroot and cached), a kernel-only floor whose /init is the marker
+//     itself, and on request a naive Go /init with ofsroot's modules
+//     (package naive below): the yardstick ofsroot's init is to beat.
 //   - ParseConsole and Analyze turn one console log into a Boot: the
 //     stage and its spans (a bar per step for the timeline).
 //   - Summarize and Plot give the medians table and an SVG timeline.

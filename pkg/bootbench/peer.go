@@ -18,16 +18,23 @@ import (
 
 // BuildMarker compiles the marker for board b into out, static and
 // cgo-free.
-func BuildMarker(b board.Board, out string) error {
+func BuildMarker(b board.Board, out string) error { return build(b, "./pkg/bootbench/marker", out) }
+
+// BuildNaive builds the naive init (package naive below) for board b
+// into out: the yardstick of `--variants naive`.
+func BuildNaive(b board.Board, out string) error { return build(b, "./pkg/bootbench/naive", out) }
+
+// build cross-compiles the command pkg of the source tree, static.
+func build(b board.Board, pkg, out string) error {
 	root, err := bootlab.ModuleRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./pkg/bootbench/marker")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.GOARCH, "GOARM="+b.GOARM)
 	if o, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./pkg/bootbench/marker for %s: %v\n%s", b.Name, err, o)
+		return fmt.Errorf("go build %s for %s: %v\n%s", pkg, b.Name, err, o)
 	}
 	return nil
 }

@@ -188,14 +188,14 @@ func (b *boot) readCommandLine() {
 }
 
 func (b *boot) loadModules() Step {
-	return Step{Name: "modprobe (modules listed in " + modload.OrderFile + ", but the root filesystem's)", Optional: true, Do: func() error {
+	return Step{Name: "modprobe (modules listed in " + modload.OrderFile + ", but the root filesystem's and overlay)", Optional: true, Do: func() error {
 		// Opened first, so that no device event of the disk driver
 		// loaded below is missed by the root search.
 		b.openUevents()
 		if err := b.readModuleOrder(); err != nil {
 			return err
 		}
-		return b.loadEntries(func(e modload.Entry) bool { return len(e.RootFS) == 0 })
+		return b.loadEntries(func(e modload.Entry) bool { return !afterRoot(e) }) // modules_linux.go
 	}}
 }
 
@@ -498,6 +498,7 @@ func (b *boot) handOver() error {
 	// arguments, unknown key=value words as environment. They go on
 	// unchanged.
 	args, env := os.Args[1:], os.Environ()
+	b.gcOn = nil // exec follows: turning the collector back on would only start a collection (modules_linux.go)
 	b.recordHandover(init, args)
 	b.log.Infof("switching to %s", init)
 	if err := switchroot.Switch(b.newRoot, []string{"/dev", "/proc", "/sys", "/run"}, b.log.Warnf); err != nil {

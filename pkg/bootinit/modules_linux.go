@@ -77,20 +77,33 @@ func (b *boot) loadEntries(want func(modload.Entry) bool) error {
 	return nil
 }
 
+// afterRoot says whether an entry is loaded only once the root is found
+// (or while waiting for it): the root's filesystem modules (the order
+// file marks them rootfs=TYPE) and overlay, which nothing needs to find
+// the root. On a board whose root device takes a while to appear (an SD
+// card) overlay loads in that wait instead of before it.
+func afterRoot(e modload.Entry) bool {
+	return len(e.RootFS) > 0 || e.Name() == "overlay"
+}
+
 // loadRootFSModules loads the filesystem modules the found root needs
 // (the order file marks them rootfs=TYPE): the type rootfstype= names,
-// else the one the root's superblock says, else all of them.
+// else the one the root's superblock says, else all of them; and
+// overlay (afterRoot), if the wait for the root did not load it.
 func (b *boot) loadRootFSModules() Step {
 	types := b.cfg.RootFSType
 	if len(types) == 0 && b.root.FSType != "" {
 		types = []string{b.root.FSType}
 	}
-	what := "every filesystem module (the root's type is unknown)"
+	what := "every filesystem module (the root's type is unknown), and overlay"
 	if len(types) > 0 {
-		what = "the modules for " + strings.Join(types, ",")
+		what = "the modules for " + strings.Join(types, ",") + ", and overlay"
 	}
 	return Step{Name: "modprobe " + what, Optional: true, Do: func() error {
 		return b.loadEntries(func(e modload.Entry) bool {
+			if len(e.RootFS) == 0 {
+				return afterRoot(e) // overlay
+			}
 			if len(types) == 0 {
 				return true
 			}

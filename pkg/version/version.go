@@ -9,7 +9,6 @@
 package version
 
 import (
-	"regexp"
 	"runtime/debug"
 	"strings"
 )
@@ -34,9 +33,36 @@ func LDFlag(v string) string {
 	return "-X " + Var + "=" + v
 }
 
-// pseudoVersion matches the versions the go command makes up from a
-// commit (v0.0.0-20250101120000-0123456789ab), which carry its time.
-var pseudoVersion = regexp.MustCompile(`[-.]\d{14}-[0-9a-f]{12}(\+|$)`)
+// isPseudoVersion says whether v is a version the go command makes up
+// from a commit (v0.0.0-20250101120000-0123456789ab), which carries its
+// time: somewhere in it a '-' or '.', 14 digits, '-', 12 lower-case hex
+// digits, then '+' or the end. (By hand, not with regexp: the package is
+// linked into the init, and regexp adds a quarter of a megabyte to it.)
+func isPseudoVersion(v string) bool {
+	for i := 0; i+28 <= len(v); i++ {
+		if v[i] != '-' && v[i] != '.' {
+			continue
+		}
+		rest := v[i+1:]
+		if !all(rest[:14], "0123456789") || rest[14] != '-' || !all(rest[15:27], "0123456789abcdef") {
+			continue
+		}
+		if len(rest) == 27 || rest[27] == '+' {
+			return true
+		}
+	}
+	return false
+}
+
+// all says whether every byte of s is one of set's.
+func all(s, set string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(set, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // Get returns the version of the running program: the stamped Version,
 // else the release it was installed from ("go install ...@v1.2.3"), else
@@ -55,7 +81,7 @@ func Get() string {
 }
 
 func fromBuildInfo(v string) string {
-	if v == "" || v == Devel || pseudoVersion.MatchString(v) || strings.HasSuffix(v, "+dirty") {
+	if v == "" || v == Devel || isPseudoVersion(v) || strings.HasSuffix(v, "+dirty") {
 		return Devel
 	}
 	return v

@@ -1,6 +1,9 @@
 package version
 
-import "testing"
+import (
+	"regexp"
+	"testing"
+)
 
 func TestFromBuildInfo(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -13,6 +16,11 @@ func TestFromBuildInfo(t *testing.T) {
 		{"v1.2.4-pre.0.20250101120000-0123456789ab", Devel},
 		{"v0.0.0-20250101120000-0123456789ab+dirty", Devel},
 		{"v1.2.3-rc.1", "v1.2.3-rc.1"},
+		{"v0.0.0-20250101120000-0123456789ab-x", "v0.0.0-20250101120000-0123456789ab-x"},
+		{"v0.0.0-2025010112000-0123456789ab", "v0.0.0-2025010112000-0123456789ab"},
+		{"v0.0.0-20250101120000-0123456789AB", "v0.0.0-20250101120000-0123456789AB"},
+		{"v0.0.0_20250101120000-0123456789ab", "v0.0.0_20250101120000-0123456789ab"},
+		{"-20250101120000-0123456789ab", Devel},
 	} {
 		if got := fromBuildInfo(tc.in); got != tc.want {
 			t.Errorf("fromBuildInfo(%q) = %q, want %q", tc.in, got, tc.want)
@@ -32,5 +40,21 @@ func TestGetStamped(t *testing.T) {
 	}
 	if LDFlag("") != "" {
 		t.Error("LDFlag(\"\") stamps something")
+	}
+}
+
+// The hand-written matcher agrees with the pattern it replaced.
+func TestIsPseudoVersionAsRegexp(t *testing.T) {
+	re := regexp.MustCompile(`[-.]\d{14}-[0-9a-f]{12}(\+|$)`)
+	base := "v1.2.4-0.20250101120000-0123456789ab+dirty"
+	alphabet := "-.+0a9fgA"
+	for i := range len(base) {
+		for _, c := range []byte(alphabet) {
+			for _, v := range []string{base[:i] + string(c) + base[i+1:], base[:i], base[i:], base[:i] + base[i+1:]} {
+				if got, want := isPseudoVersion(v), re.MatchString(v); got != want {
+					t.Errorf("isPseudoVersion(%q) = %v, the regexp says %v", v, got, want)
+				}
+			}
+		}
 	}
 }
