@@ -136,7 +136,13 @@ func (b *boot) protectMountStep(p *mountPlan, name string) Step {
 
 func (b *boot) protectMount(p *mountPlan, lower, rw string) error {
 	e := p.entry
-	if b.status.RAM == nil {
+	// The changes go beside the root's own, in its writable layer: a
+	// tmpfs or a zram disk, both gone at the next boot. A persistent
+	// layer would keep them: the mount is made read-only instead.
+	switch u := b.status.Upper; {
+	case u != nil && u.Kind == bootstatus.UpperDevice:
+		return fmt.Errorf("the writable layer is persistent (%s): %s's changes would be kept there, and protect means gone at the next boot", u.Device, e.File)
+	case b.status.RAM == nil && (u == nil || u.Kind != bootstatus.UpperZram):
 		return fmt.Errorf("the root has no RAM layer to hold %s's changes", e.File)
 	}
 	dev, err := b.findMountDevice(e.Spec)
