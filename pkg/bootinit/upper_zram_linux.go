@@ -70,12 +70,12 @@ func (b *boot) zramLayer(mem, size uint64, tmpfs Step) Step {
 
 // zramSetup is what the zram steps learn.
 type zramSetup struct {
-	alg               string // asked; then chosen
-	offered           []string
-	disksize, limit   uint64
-	dev               zram.Device
-	set, mounted      bool
-	hotAdded, modules bool
+	alg             string // asked; then chosen
+	offered         []string
+	disksize, limit uint64
+	dev             zram.Device
+	set, mounted    bool
+	hotAdded        bool
 }
 
 func (b *boot) zramSteps(z *zramSetup) []Step {
