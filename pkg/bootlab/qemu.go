@@ -35,6 +35,16 @@ type BootSpec struct {
 	// Replies are typed on the console, in order, each once its When has
 	// appeared on it (a prompt, say). Without any, nothing is typed.
 	Replies []Reply
+	// FirmwareBoot boots Disk as a PC does: QEMU's firmware (SeaBIOS on
+	// x86_64) runs the bootloader in the disk's first sector, which loads
+	// the kernel and initramfs from the disk itself. Kernel, Initrd and
+	// Append are then unused (the bootloader's configuration on the disk
+	// says them). Only for a board whose firmware reads a virtio-pci disk.
+	FirmwareBoot bool
+	// MoreDisks are attached after Disk, the same way (on virtio-pci:
+	// /dev/vdb, /dev/vdc... in order), e.g. a small disk with the steps a
+	// test asks the guest to run.
+	MoreDisks []string
 }
 
 // Reply is something to type on the console once When appears on it.
@@ -99,6 +109,19 @@ func QEMUArgs(s BootSpec) ([]string, error) {
 	}
 	args = append(args, q.SerialArgs...)
 	args = append(args, q.ExtraArgs...)
+	if s.FirmwareBoot {
+		if s.Disk == "" || q.Disk != "virtio-pci" {
+			return nil, fmt.Errorf("board %s: a firmware boot needs a disk on virtio-pci", s.Board.Name)
+		}
+		// bootindex: the firmware boots this disk, whatever else is attached.
+		args = append(args, "-drive", "file="+s.Disk+",format=raw,if=none,id=boot",
+			"-device", "virtio-blk-pci,drive=boot,bootindex=0")
+		args, err := moreDisks(args, s)
+		if err != nil {
+			return nil, err
+		}
+		return append(args, "-no-reboot"), nil
+	}
 	args = append(args, "-kernel", s.Kernel.Vmlinuz)
 	if s.Board.DeviceTree != "" {
 		dtb, err := s.Kernel.DTB(s.Board.DeviceTree)
@@ -131,8 +154,32 @@ func QEMUArgs(s BootSpec) ([]string, error) {
 			return nil, fmt.Errorf("board %s: unknown disk attachment %q", s.Board.Name, q.Disk)
 		}
 	}
+	args, err := moreDisks(args, s)
+	if err != nil {
+		return nil, err
+	}
 	// A guest reboot ends QEMU: that is how every test boot finishes.
 	return append(args, "-no-reboot"), nil
+}
+
+// moreDisks appends s.MoreDisks to args, on virtio-pci only.
+func moreDisks(args []string, s BootSpec) ([]string, error) {
+	for i, d := range s.MoreDisks {
+		if s.Board.QEMU.Disk != "virtio-pci" {
+			return nil, fmt.Errorf("board %s: more disks only on virtio-pci", s.Board.Name)
+		}
+		if d == "" || strings.Contains(d, ",") {
+			return nil, fmt.Errorf("disk image path %q is empty or contains a comma", d)
+		}
+		if s.FirmwareBoot {
+			// Devices as the boot disk's, so that they follow it in order.
+			args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=more%d", d, i),
+				"-device", fmt.Sprintf("virtio-blk-pci,drive=more%d", i))
+		} else {
+			args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
+		}
+	}
+	return args, nil
 }
 
 // Boot runs QEMU as s describes until it exits or the timeout passes,
