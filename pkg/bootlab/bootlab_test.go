@@ -329,7 +329,7 @@ func TestQEMUArgsFirmwareBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := strings.Join(args, " ")
-	want := "-drive file=/d/disk.img,format=raw,if=none,id=boot -device virtio-blk-pci,drive=boot,bootindex=0" +
+	want := "-device virtio-rng-pci -drive file=/d/disk.img,format=raw,if=none,id=boot -device virtio-blk-pci,drive=boot,bootindex=0" +
 		" -drive file=/d/steps.img,format=raw,if=none,id=more0 -device virtio-blk-pci,drive=more0 -no-reboot"
 	if !strings.HasSuffix(line, want) {
 		t.Errorf("command line %q\nwant it to end with %q", line, want)

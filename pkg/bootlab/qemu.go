@@ -39,7 +39,8 @@ type BootSpec struct {
 	// x86_64) runs the bootloader in the disk's first sector, which loads
 	// the kernel and initramfs from the disk itself. Kernel, Initrd and
 	// Append are then unused (the bootloader's configuration on the disk
-	// says them). Only for a board whose firmware reads a virtio-pci disk.
+	// says them), and the guest gets a virtio RNG. Only for a board whose
+	// firmware reads a virtio-pci disk.
 	FirmwareBoot bool
 	// MoreDisks are attached after Disk, the same way (on virtio-pci:
 	// /dev/vdb, /dev/vdc... in order), e.g. a small disk with the steps a
@@ -113,6 +114,10 @@ func QEMUArgs(s BootSpec) ([]string, error) {
 		if s.Disk == "" || q.Disk != "virtio-pci" {
 			return nil, fmt.Errorf("board %s: a firmware boot needs a disk on virtio-pci", s.Board.Name)
 		}
+		// A hardware RNG, as PCs have: a whole distribution's boot
+		// (systemd-random-seed) otherwise waits for the kernel's entropy,
+		// slow to come under emulation.
+		args = append(args, "-device", "virtio-rng-pci")
 		// bootindex: the firmware boots this disk, whatever else is attached.
 		args = append(args, "-drive", "file="+s.Disk+",format=raw,if=none,id=boot",
 			"-device", "virtio-blk-pci,drive=boot,bootindex=0")
