@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/initramfs"
 	"github.com/ofsroot/ofsroot/pkg/bootlab"
 	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 )
@@ -99,11 +100,11 @@ say generator $(dpkg-query -W -f '${db:Status-Abbrev}' initramfs-tools 2>/dev/nu
 	r.want(t, "initrd", "initramfs-tools")
 	r.want(t, "update-grub", "0")
 	r.want(t, "apt", "0")
-	r.want(t, "initrd-after", "ofsroot "+v+" 1.0.0")
+	r.ofsrootInitrd(t, "initrd-after", v)
 	if n := strings.Fields(r.get(t, "grub-linux")); len(n) != 2 || n[0] != n[1] || n[0] == "0" {
 		t.Errorf("boot 1: grub.cfg's linux lines, and those with ${ofsroot_args}: %v, want as many", n)
 	}
-	r.want(t, "generator", "gone")
+	r.want(t, "generator", "rc") // removed, its conffiles kept
 	r.want(t, "marker", "none")
 
 	// 2. Protected, untouched.
@@ -137,7 +138,7 @@ ofsctl overlay on; say ofsctl $?
 	r.plain(t, "no")
 	r.want(t, "marker", "step 1")
 	r.want(t, "dpkg", "0")
-	r.want(t, "initrd-after", "ofsroot "+v+" 1.0.0")
+	r.ofsrootInitrd(t, "initrd-after", v)
 	r.want(t, "ofsctl", "0")
 
 	// 5. Protected on the kernel installation's initrd; one maintenance boot.
@@ -272,6 +273,18 @@ func (r *deviceRun) want(t *testing.T, key, want string) {
 	}
 }
 
+// ofsrootInitrd: key says the initrd is ofsroot's (its build.json), built
+// by this package for kernel v.
+func (r *deviceRun) ofsrootInitrd(t *testing.T, key, v string) {
+	t.Helper()
+	got := r.get(t, key)
+	var info initramfs.BuildInfo
+	j, ok := strings.CutPrefix(got, "ofsroot ")
+	if !ok || json.Unmarshal([]byte(j), &info) != nil || info.KernelVersion != v || info.OfsrootVersion != "1.0.0" {
+		t.Errorf("boot %d: %s = %q, want ofsroot's build.json for kernel %s, ofsroot 1.0.0 (console in %s)", r.step, key, got, v, r.Log)
+	}
+}
+
 // healthy: systemd reached its target with no failed unit.
 func (r *deviceRun) healthy(t *testing.T) {
 	t.Helper()
@@ -304,7 +317,7 @@ func (r *deviceRun) protected(t *testing.T, v string) {
 	if st == nil || st.Mode != bootstatus.Protected || st.OfsrootVersion != "1.0.0" || st.Kernel != v {
 		t.Errorf("boot %d: status.json %+v, want mode protected, ofsroot 1.0.0, kernel %s", r.step, st, v)
 	}
-	r.want(t, "initrd", "ofsroot "+v+" 1.0.0")
+	r.ofsrootInitrd(t, "initrd", v)
 	if root := r.get(t, "root"); !strings.HasPrefix(root, "overlay rw,") {
 		t.Errorf("boot %d: / is %q, want the overlay", r.step, root)
 	}
