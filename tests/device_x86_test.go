@@ -162,6 +162,8 @@ say ofsroot $(dpkg-query -W -f '${db:Status-Abbrev}' ofsroot 2>/dev/null || echo
 	r.plain(t, "no")
 	assertHas(t, r.Console, "ofsroot: ofs_once: a maintenance boot")
 	r.want(t, "marker", "step 4")
+	// Without package lists (hidden here) apt cannot put initramfs-tools
+	// in ofsroot's place, and would remove the kernel with it (README).
 	t.Logf("boot 6: apt-get remove ofsroot would: %s", r.get(t, "remove-would"))
 	r.want(t, "apt", "0")
 	r.want(t, "initrd-after", "initramfs-tools")
