@@ -58,7 +58,7 @@ func TestDeviceX86(t *testing.T) {
 		t.Fatal(err)
 	}
 	needHost(t, b)
-	for _, tool := range []string{"dpkg-deb", "losetup", "unshare", "chroot", "sfdisk", "mkfs.ext4"} {
+	for _, tool := range []string{"dpkg-deb", "unshare", "sfdisk", "mkfs.ext4", "grub-mkimage", "grub-editenv", "debootstrap"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: run scripts/setup-host.sh", tool)
 		}
