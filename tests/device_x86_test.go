@@ -408,6 +408,11 @@ menuentry 'Debian GNU/Linux' {
 	initrd /boot/initrd.img-`+v+`
 }
 `, 0o644)
+	// initramfs-tools' default, MODULES=most, has mkinitramfs copy and
+	// compress every driver: it ran past 15 minutes in the last step under
+	// emulation on a loaded host. dep takes this machine's, as many
+	// installs are set to (the debootstrap root's own initrd is "most").
+	write("etc/initramfs-tools/conf.d/ofsflow", "MODULES=dep\n", 0o644)
 	write("etc/systemd/system/ofsflow.service", deviceUnit, 0o644)
 	write("usr/local/sbin/ofsflow-step", deviceRunner, 0o755)
 	for _, l := range []struct{ link, target string }{
