@@ -170,7 +170,7 @@ say ofsroot $(dpkg-query -W -f '${db:Status-Abbrev}' ofsroot 2>/dev/null || echo
 	if n := strings.Fields(r.get(t, "grub-linux")); len(n) != 2 || n[1] != "0" || n[0] == "0" {
 		t.Errorf("boot 6: grub.cfg's linux lines, and those with ${ofsroot_args}: %v, want none with it", n)
 	}
-	r.want(t, "ofsroot", "rc ") // removed, its conffiles kept
+	r.want(t, "ofsroot", "rc") // removed, its conffiles kept
 
 	// 7. Debian's boot again.
 	r = deviceBoot(t, b, dir, disk, 7, "")
