@@ -15,7 +15,8 @@ import (
 // (grub-script-check), followed by a Linux entry as Debian's 10_linux
 // writes it with /etc/default/grub.d/ofsroot.cfg: the entry gets the
 // toggles through ${ofsroot_args}. Words from ofsroot.conf that could
-// break out of the script are refused.
+// break out of the script are refused. Once the package is removed (its
+// conffiles stay), both add nothing.
 func TestGrubSnippet(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("grub-script-check"); err != nil {
@@ -25,10 +26,26 @@ func TestGrubSnippet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What /etc/default/grub.d/ofsroot.cfg makes of GRUB_CMDLINE_LINUX.
-	cfg, err := exec.Command("sh", "-c", `GRUB_CMDLINE_LINUX="console=ttyS0"; . "$1"; printf %s "$GRUB_CMDLINE_LINUX"`, "sh", filepath.Join(mod, "dist/grub/ofsroot.cfg")).Output()
+	// What /etc/default/grub.d/ofsroot.cfg makes of GRUB_CMDLINE_LINUX,
+	// with the package installed (OFSROOT: the program, here any one).
+	installed := append(os.Environ(), "OFSROOT=/bin/sh")
+	cfgCmd := exec.Command("sh", "-c", `GRUB_CMDLINE_LINUX="console=ttyS0"; . "$1"; printf %s "$GRUB_CMDLINE_LINUX"`, "sh", filepath.Join(mod, "dist/grub/ofsroot.cfg"))
+	cfgCmd.Env = installed
+	cfg, err := cfgCmd.Output()
 	if err != nil || string(cfg) != "console=ttyS0 ${ofsroot_args}" {
 		t.Fatalf("GRUB_CMDLINE_LINUX after ofsroot.cfg: %q %v", cfg, err)
+	}
+	// Removed but not purged: the two conffiles stay, and update-grub
+	// (the package's postrm runs it) must take the toggles out.
+	cfgCmd = exec.Command(cfgCmd.Args[0], cfgCmd.Args[1:]...)
+	cfgCmd.Env = append(os.Environ(), "OFSROOT=/nonexistent/ofsroot")
+	if out, err := cfgCmd.Output(); err != nil || string(out) != "console=ttyS0" {
+		t.Errorf("GRUB_CMDLINE_LINUX after ofsroot.cfg, the package removed: %q %v, want it as it was", out, err)
+	}
+	removed := exec.Command(filepath.Join(mod, "dist/grub/06_ofsroot"))
+	removed.Env = append(os.Environ(), "OFSROOT=/nonexistent/ofsroot")
+	if out, err := removed.CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("06_ofsroot, the package removed: %q %v, want nothing", out, err)
 	}
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -44,7 +61,7 @@ func TestGrubSnippet(t *testing.T) {
 		conf := filepath.Join(dir, "ofsroot.conf")
 		os.WriteFile(conf, []byte("CMDLINE='"+strings.ReplaceAll(tc.cmdline, "'", `'\''`)+"'\n"), 0o644)
 		cmd := exec.Command(filepath.Join(mod, "dist/grub/06_ofsroot"))
-		cmd.Env = append(os.Environ(), "OFSROOT_CONF="+conf)
+		cmd.Env = append(installed, "OFSROOT_CONF="+conf)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()

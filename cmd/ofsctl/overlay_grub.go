@@ -8,8 +8,13 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/bootstatus"
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/grubenv"
+	"github.com/ofsroot/ofsroot/pkg/maintenance"
+	"github.com/ofsroot/ofsroot/pkg/rootstatus"
 )
 
 // getter reads the toggles by their U-Boot names.
@@ -55,10 +60,41 @@ func overlayBootloader(which, ubootConfig, grubPath string) (string, error) {
 	return "", fmt.Errorf("no bootloader environment found: neither %s (U-Boot's fw_env.config) nor the folder of %s (GRUB); name one with -c or --grubenv", ubootConfig, grubPath)
 }
 
+// grubRealRoot says where GRUB's block at path really is. On a protected
+// root whose / holds path (no /boot of its own), GRUB reads the block
+// from the real root, not from the RAM layer: a block written through /
+// would be gone at the next boot, and the toggle with it. Then it returns
+// the real root's mount point and the block's path under it; otherwise
+// "" and path.
+func grubRealRoot(path string) (mount, real string, err error) {
+	r, err := rootstatus.Gather(statusSources)
+	if err != nil {
+		return "", "", fmt.Errorf("cannot tell whether the root is protected (where %s is to be written): %w", path, err)
+	}
+	if r.Mode != bootstatus.Protected || r.RealRoot == nil {
+		return "", path, nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", "", err
+	}
+	var root, dir unix.Stat_t
+	if unix.Stat("/", &root) != nil || unix.Stat(filepath.Dir(abs), &dir) != nil || root.Dev != dir.Dev {
+		return "", path, nil // on a filesystem of its own (or absent: the write says so)
+	}
+	return r.RealRoot.Mount, filepath.Join(r.RealRoot.Mount, abs), nil
+}
+
 // overlayGrub applies change (nil: none) to GRUB's environment block at
 // path (a missing block is created as grub-editenv would), writes it
-// back if it changed, and shows the toggles.
+// back if it changed, and shows the toggles. On a protected root the
+// block is the real root's (grubRealRoot), written with the real root
+// writable for that moment only, in a private mount namespace.
 func overlayGrub(path string, change func(toggles) error, stdout io.Writer) error {
+	mount, path, err := grubRealRoot(path)
+	if err != nil {
+		return err
+	}
 	e, err := grubenv.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		e = grubenv.New()
@@ -75,7 +111,14 @@ func overlayGrub(path string, change func(toggles) error, stdout io.Writer) erro
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		if string(before) != string(after) || os.IsNotExist(statErr(path)) {
-			if err := grubenv.WriteFile(path, e); err != nil {
+			write := func() error { return grubenv.WriteFile(path, e) }
+			if mount != "" {
+				fmt.Fprintf(stdout, "the root is protected: writing the real root's %s\n", path)
+				err = maintenance.Writable(mount, nil, write)
+			} else {
+				err = write()
+			}
+			if err != nil {
 				return err
 			}
 		}

@@ -335,3 +335,37 @@ func TestGuestTime(t *testing.T) {
 		}
 	}
 }
+
+// TestQEMUArgsFirmwareBoot: a firmware boot passes no kernel, initrd or
+// command line, boots the disk first and attaches the others after it.
+func TestQEMUArgsFirmwareBoot(t *testing.T) {
+	b, _ := board.Lookup("qemu-x86_64")
+	k := Kernel{Version: "x", Vmlinuz: "/k/vmlinuz"}
+	args, err := QEMUArgs(BootSpec{Board: b, Kernel: k, Initrd: "/i/initrd", Append: []string{"ro"},
+		Disk: "/d/disk.img", ExtraDisks: []string{"/d/steps.img"}, FirmwareBoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	want := "-device virtio-rng-pci -drive file=/d/disk.img,format=raw,if=none,id=boot -device virtio-blk-pci,drive=boot,bootindex=0" +
+		" -drive file=/d/steps.img,format=raw,if=none,id=more0 -device virtio-blk-pci,drive=more0 -no-reboot"
+	if !strings.HasSuffix(line, want) {
+		t.Errorf("command line %q\nwant it to end with %q", line, want)
+	}
+	for _, a := range []string{"-kernel", "-initrd", "-append", "-dtb"} {
+		if slices.Contains(args, a) {
+			t.Errorf("a firmware boot has %s: %q", a, args)
+		}
+	}
+	if _, err := QEMUArgs(BootSpec{Board: b, FirmwareBoot: true}); err == nil {
+		t.Error("a firmware boot without a disk: want an error")
+	}
+	arm, _ := board.Lookup("qemu-arm-virt")
+	if _, err := QEMUArgs(BootSpec{Board: arm, Disk: "/d/disk.img", FirmwareBoot: true}); err == nil {
+		t.Error("a firmware boot on virtio-mmio: want an error")
+	}
+	args, err = QEMUArgs(BootSpec{Board: b, Kernel: k, Disk: "/d/root.img", ExtraDisks: []string{"/d/b.img"}})
+	if err != nil || !strings.Contains(strings.Join(args, " "), "-drive file=/d/root.img,format=raw,if=virtio -drive file=/d/b.img,format=raw,if=virtio -no-reboot") {
+		t.Errorf("more disks with -kernel: %q %v", args, err)
+	}
+}

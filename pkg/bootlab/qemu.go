@@ -39,6 +39,13 @@ type BootSpec struct {
 	// Replies are typed on the console, in order, each once its When has
 	// appeared on it (a prompt, say). Without any, nothing is typed.
 	Replies []Reply
+	// FirmwareBoot boots Disk as a PC does: QEMU's firmware (SeaBIOS on
+	// x86_64) runs the bootloader in the disk's first sector, which loads
+	// the kernel and initramfs from the disk itself. Kernel, Initrd and
+	// Append are then unused (the bootloader's configuration on the disk
+	// says them), and the guest gets a virtio RNG. Only for a board whose
+	// firmware reads a virtio-pci disk.
+	FirmwareBoot bool
 }
 
 // Reply is something to type on the console once When appears on it.
@@ -103,6 +110,28 @@ func QEMUArgs(s BootSpec) ([]string, error) {
 	}
 	args = append(args, q.SerialArgs...)
 	args = append(args, q.ExtraArgs...)
+	if s.FirmwareBoot {
+		if s.Disk == "" || q.Disk != "virtio-pci" {
+			return nil, fmt.Errorf("board %s: a firmware boot needs a disk on virtio-pci", s.Board.Name)
+		}
+		// A hardware RNG, as PCs have: a whole distribution's boot
+		// (systemd-random-seed) otherwise waits for the kernel's entropy,
+		// slow to come under emulation.
+		args = append(args, "-device", "virtio-rng-pci")
+		// bootindex: the firmware boots this disk, whatever else is attached.
+		args = append(args, "-drive", "file="+s.Disk+",format=raw,if=none,id=boot",
+			"-device", "virtio-blk-pci,drive=boot,bootindex=0")
+		// The extra disks as devices like the boot disk's, so that they
+		// follow it in order (/dev/vdb, ...).
+		for i, d := range s.ExtraDisks {
+			if strings.Contains(s.Disk+d, ",") {
+				return nil, fmt.Errorf("disk image path %q or %q contains a comma", s.Disk, d)
+			}
+			args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=none,id=more%d", d, i),
+				"-device", fmt.Sprintf("virtio-blk-pci,drive=more%d", i))
+		}
+		return append(args, "-no-reboot"), nil
+	}
 	args = append(args, "-kernel", s.Kernel.Vmlinuz)
 	if s.Board.DeviceTree != "" {
 		dtb, err := s.Kernel.DTB(s.Board.DeviceTree)
