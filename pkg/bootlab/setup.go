@@ -113,6 +113,9 @@ func (s *Setup) Initramfs(o initramfs.Options) (string, *initramfs.Result, error
 		if o.StripModules {
 			name += "-stripped"
 		}
+		if o.Zram != "" {
+			name += "-zram"
+		}
 		o.Output = filepath.Join(s.Work, name+".cpio")
 	}
 	if o.SourceDateEpoch == 0 {
