@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ofsroot/ofsroot/pkg/cli"
+	"github.com/ofsroot/ofsroot/pkg/grubenv"
 	"github.com/ofsroot/ofsroot/pkg/ubootenv"
 )
 
@@ -60,6 +61,20 @@ func newEnvFlags(name string, stderr io.Writer) envFlags {
 		config:   fs.String("c", ubootenv.DefaultConfigPath, "fw_env.config `CONFIG` saying where the environment lives"),
 		defaults: fs.String("f", ubootenv.DefaultEnvPath, "file of `DEFAULTS` (name=value lines) used when no copy is valid"),
 	}
+}
+
+// toggleFlags gives the command its usage text and the flags that choose
+// the bootloader's environment, for the commands that set boot toggles
+// (ofsctl overlay, ofsctl upper).
+func (f envFlags) toggleFlags(usage string, stderr io.Writer) (bootloader, grubPath *string) {
+	f.fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, "\nFlags:")
+		f.fs.PrintDefaults()
+	}
+	bootloader = f.fs.String("bootloader", "auto", "`WHICH` environment to use: uboot, grub, or auto (uboot when CONFIG exists, else grub when GRUBENV's folder does)")
+	grubPath = f.fs.String("grubenv", grubenv.DefaultPath, "GRUB's environment block `GRUBENV`")
+	return bootloader, grubPath
 }
 
 // parse reads the flags; a usage error is marked for exit code 2.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ofsroot/ofsroot/pkg/cli"
 	"github.com/ofsroot/ofsroot/pkg/cmdline"
-	"github.com/ofsroot/ofsroot/pkg/grubenv"
 	"github.com/ofsroot/ofsroot/pkg/ubootenv"
 )
 
@@ -64,13 +63,7 @@ const (
 
 func runOverlay(args []string, stdout, stderr io.Writer) error {
 	f := newEnvFlags("overlay", stderr)
-	f.fs.Usage = func() {
-		fmt.Fprint(stderr, overlayUsage)
-		fmt.Fprintln(stderr, "\nFlags:")
-		f.fs.PrintDefaults()
-	}
-	bootloader := f.fs.String("bootloader", "auto", "`WHICH` environment to use: uboot, grub, or auto (uboot when CONFIG exists, else grub when GRUBENV's folder does)")
-	grubPath := f.fs.String("grubenv", grubenv.DefaultPath, "GRUB's environment block `GRUBENV`")
+	bootloader, grubPath := f.toggleFlags(overlayUsage, stderr)
 	script := f.fs.String("boot-script", "", "the U-Boot boot script `FILE` the board runs, read to tell what an unset overlayfs means (default: the first of "+strings.Join(bootScriptPaths, ", ")+")")
 	if err := f.parse(args); err != nil {
 		return err

@@ -45,13 +45,7 @@ const upperResetVar = "ofs-reset"
 
 func runUpper(args []string, stdout, stderr io.Writer) error {
 	f := newEnvFlags("upper", stderr)
-	f.fs.Usage = func() {
-		fmt.Fprint(stderr, upperUsage)
-		fmt.Fprintln(stderr, "\nFlags:")
-		f.fs.PrintDefaults()
-	}
-	bootloader := f.fs.String("bootloader", "auto", "`WHICH` environment to use: uboot, grub, or auto (uboot when CONFIG exists, else grub when GRUBENV's folder does)")
-	grubPath := f.fs.String("grubenv", grubenv.DefaultPath, "GRUB's environment block `GRUBENV`")
+	bootloader, grubPath := f.toggleFlags(upperUsage, stderr)
 	statusPath := f.fs.String("status", bootstatus.Path, "the init's status record `FILE`")
 	if err := f.parse(args); err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -80,19 +79,5 @@ func ext4BuildID(image string, offset int64, mkdirs []string, id string, epoch i
 			}
 		}
 	}
-	target := fmt.Sprintf("%s?offset=%d", image, offset)
-	cmd := exec.Command("debugfs", "-w", "-f", "-", target)
-	cmd.Stdin = strings.NewReader(cmds.String())
-	cmd.Env = append(os.Environ(), epochEnv(epoch)...)
-	o, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("debugfs -w %s: %v\n%s", target, err, o)
-	}
-	// debugfs reports a failed request on its output and exits 0.
-	for _, l := range strings.Split(string(o), "\n") {
-		if strings.HasPrefix(l, "sif:") || strings.HasPrefix(l, "write:") || strings.HasPrefix(l, "mkdir:") || strings.Contains(l, "File not found") {
-			return fmt.Errorf("debugfs -w %s: %s", target, l)
-		}
-	}
-	return nil
+	return debugfsWrite(image, offset, epoch, cmds.String())
 }

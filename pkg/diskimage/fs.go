@@ -249,17 +249,25 @@ func PinTimes(image string, offset int64, dir string, epoch int64) error {
 	if err != nil {
 		return err
 	}
+	return debugfsWrite(image, offset, epoch, cmds.String())
+}
+
+// debugfsWrite runs debugfs's requests (one a line) on the ext4
+// filesystem at offset in image, writable, with epoch as its clock
+// (SOURCE_DATE_EPOCH). debugfs exits 0 when a request fails and says so
+// on its output: such a line (a command's name and a colon, or "File not
+// found") is the error.
+func debugfsWrite(image string, offset, epoch int64, requests string) error {
 	target := fmt.Sprintf("%s?offset=%d", image, offset)
 	cmd := exec.Command("debugfs", "-w", "-f", "-", target)
-	cmd.Stdin = strings.NewReader(cmds.String())
+	cmd.Stdin = strings.NewReader(requests)
 	cmd.Env = append(os.Environ(), epochEnv(epoch)...)
 	o, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("debugfs -w %s: %v\n%s", target, err, o)
 	}
-	// debugfs reports a failed request on its output and exits 0.
 	for _, l := range strings.Split(string(o), "\n") {
-		if strings.HasPrefix(l, "sif:") || strings.Contains(l, "File not found") {
+		if strings.HasPrefix(l, "sif:") || strings.HasPrefix(l, "write:") || strings.HasPrefix(l, "mkdir:") || strings.Contains(l, "File not found") {
 			return fmt.Errorf("debugfs -w %s: %s", target, l)
 		}
 	}
