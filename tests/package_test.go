@@ -122,6 +122,15 @@ func TestPackage(t *testing.T) {
 		t.Errorf("ofsroot initramfs --board sabrelite in the test root:\n%s", out)
 	}
 	assertBuildInfo(t, filepath.Join(root, "tmp/sabrelite.img"), armKernel.Version, "1.0.0")
+	// That run unpacked the .deb once into the user's cache (kernelpkg:
+	// ~/.cache/ofsroot/kernels), as a build cache is kept: the user's,
+	// not the package's, so it goes before the file lists are compared.
+	userCache := filepath.Join(root, "root/.cache/ofsroot")
+	if _, err := os.Stat(filepath.Join(userCache, "kernels")); err != nil {
+		t.Errorf("the packaged builder kept no unpacked kernel in root's cache: %v", err)
+	}
+	os.RemoveAll(userCache)
+	os.Remove(filepath.Dir(userCache)) // ~/.cache, if the run made it
 
 	// The kernel hooks.
 	os.Remove(initrd)
