@@ -12,7 +12,7 @@ FUZZTIME ?= 100000x
 # staticcheck, fetched through the Go module proxy at a fixed version.
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all setup demo test unit vet fuzz bench initramfs dist clean
+.PHONY: all setup demo test test-device unit vet fuzz bench initramfs dist clean
 
 all: test
 
@@ -29,6 +29,13 @@ demo: setup
 ## reason the CI machine could meet fails the run (internal/testenv).
 test: setup vet fuzz
 	$(GO) run ./scripts/gotest -timeout $(TEST_TIMEOUT) ./...
+
+## test-device: the package's whole life on a Debian PC booted by its
+## firmware from its own disk (tests/device_x86_test.go, TestDeviceX86):
+## install, protected, overlay off/on, a kernel reinstalled, removal.
+## About 10 minutes of QEMU on its own, so not in `make test` (CI's budget).
+test-device: setup
+	$(GO) run ./scripts/gotest -timeout $(TEST_TIMEOUT) -tags devicetest -run '^TestDeviceX86$$' ./tests
 
 ## unit: the tests that boot nothing (fast).
 unit:

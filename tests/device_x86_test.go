@@ -1,3 +1,10 @@
+//go:build devicetest
+
+// TestDeviceX86 runs in `make test-device`, not in `make test`: its seven
+// boots of a whole Debian PC (apt, dpkg and mkinitramfs under TCG) take
+// about 10 minutes of QEMU, which with the rest of the matrix would pass
+// CI's 30 minutes on two cores.
+
 package tests
 
 import (

@@ -6,7 +6,8 @@
 // its own disk through QEMU's firmware, and takes it through the ofsroot
 // package's life in seven boots: install, protected, ofsctl overlay
 // off/on/once, a kernel package's reinstall, replacement by
-// initramfs-tools (see its doc).
+// initramfs-tools (see its doc). It is built with the devicetest tag
+// only: `make test-device`, apart from `make test` for CI's time budget.
 //
 // Run them with `go test ./tests/ -v` after scripts/setup-host.sh; -short
 // skips them. Kernels are cached in .cache/ (or $OFSROOT_CACHE); set

@@ -318,7 +318,7 @@ func TestMountPolicyARM(t *testing.T) {
 func TestMountPolicySystemd(t *testing.T) {
 	t.Parallel()
 	l := getLab(t, "qemu-x86_64")
-	img, err := l.setup.SystemdUdevImage()
+	img, err := l.setup.SystemdImage()
 	if err != nil {
 		t.Fatalf("systemd root with udev: %v (the test needs Debian's mirror once; the debootstrap is cached)", err)
 	}

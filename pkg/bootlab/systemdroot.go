@@ -34,12 +34,13 @@ WantedBy=multi-user.target
 `
 
 // SystemdImage returns an ext4 image of a Debian root that boots systemd:
-// debootstrap --variant=minbase with systemd-sysv (cached, see
-// Debootstrap), the probe installed as ProbeService, /etc/fstab naming
-// the root by its UUID, and the same label and UUID as the probe root, so
-// that every root= word the tests use works on both. It is built once per
-// Setup, under Work, and never changed: boot it through Run, which boots
-// a copy.
+// debootstrap --variant=minbase with systemd-sysv and udev (cached, see
+// Debootstrap; udev because systemd mounts an fstab line of a block
+// device only once udev has made its device unit), the probe installed as
+// ProbeService, /etc/fstab naming the root by its UUID, and the same
+// label and UUID as the probe root, so that every root= word the tests
+// use works on both. It is built once per Setup, under Work, and never
+// changed: boot it through Run, which boots a copy.
 //
 // Only the host's architecture is offered: a foreign one would need
 // qemu-user for debootstrap's second stage, too slow for the suite.
@@ -50,33 +51,15 @@ func (s *Setup) SystemdImage() (string, error) {
 		return "", fmt.Errorf("the lab for %s was not made by NewSetup", s.Board.Name)
 	}
 	s.systemd.once.Do(func() {
-		s.systemd.image, s.systemd.err = s.buildSystemdImage("systemd-root", "systemd-sysv")
+		s.systemd.image, s.systemd.err = s.buildSystemdImage("systemd-udev-root", "systemd-sysv", "udev")
 	})
 	return s.systemd.image, s.systemd.err
-}
-
-// SystemdUdevImage is SystemdImage with udev as well: systemd mounts an
-// fstab line of a block device (LABEL=, UUID=, /dev/...) only once udev
-// has made its device unit, so a root whose fstab has more than "/"
-// needs it. A debootstrap of its own, cached as SystemdImage's is.
-func (s *Setup) SystemdUdevImage() (string, error) {
-	if s.systemd == nil {
-		return "", fmt.Errorf("the lab for %s was not made by NewSetup", s.Board.Name)
-	}
-	s.systemd.udevOnce.Do(func() {
-		s.systemd.udevImage, s.systemd.udevErr = s.buildSystemdImage("systemd-udev-root", "systemd-sysv", "udev")
-	})
-	return s.systemd.udevImage, s.systemd.udevErr
 }
 
 type systemdRoot struct {
 	once  sync.Once
 	image string
 	err   error
-
-	udevOnce  sync.Once
-	udevImage string
-	udevErr   error
 }
 
 // buildSystemdImage makes the image name.ext4 from a debootstrap with
