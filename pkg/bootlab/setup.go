@@ -1,9 +1,9 @@
 package bootlab
 
 import (
-	"github.com/ofsroot/ofsroot/pkg/diskimage"
-
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/initramfs"
+	"github.com/ofsroot/ofsroot/pkg/diskimage"
 )
 
 // RootFSBytes is the size of the test root filesystem.
@@ -95,28 +96,7 @@ func (s *Setup) Initramfs(o initramfs.Options) (string, *initramfs.Result, error
 	o.Board = s.Board
 	o.Kernel = s.Kernel.Dir
 	if o.Output == "" {
-		name := "initramfs"
-		if o.Compression != "" {
-			name += "-" + o.Compression
-		}
-		for _, m := range o.WithoutModules {
-			name += "-no-" + m
-		}
-		// Every option that changes the contents is in the name: two
-		// variants must never write one file.
-		if o.SandboxAppArmor {
-			name += "-apparmor"
-		}
-		if o.Shell != "" {
-			name += "-shell"
-		}
-		if o.StripModules {
-			name += "-stripped"
-		}
-		if o.Zram != "" {
-			name += "-zram"
-		}
-		o.Output = filepath.Join(s.Work, name+".cpio")
+		o.Output = filepath.Join(s.Work, initramfsName(o)+".cpio")
 	}
 	if o.SourceDateEpoch == 0 {
 		o.SourceDateEpoch = SourceDateEpoch
@@ -126,6 +106,24 @@ func (s *Setup) Initramfs(o initramfs.Options) (string, *initramfs.Result, error
 		return "", nil, fmt.Errorf("initramfs for %s: %w", s.Board.Name, err)
 	}
 	return o.Output, res, nil
+}
+
+// initramfsName names a build by everything that changes its contents, so
+// that two variants never write one file: the compression and the modules
+// left out, readable, then a short hash of all the options but the board,
+// kernel and output (which the lab fixes) and the log.
+func initramfsName(o initramfs.Options) string {
+	name := "initramfs"
+	if o.Compression != "" {
+		name += "-" + o.Compression
+	}
+	for _, m := range o.WithoutModules {
+		name += "-no-" + m
+	}
+	key := o
+	key.Board, key.Kernel, key.Output, key.Log = board.Board{}, "", "", nil
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%+v", key))) // maps print sorted
+	return name + "-" + hex.EncodeToString(sum[:4])
 }
 
 // DefaultRoot names the image and root= word a plain boot of the board
