@@ -15,11 +15,11 @@
 package atomicfile
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -93,9 +93,7 @@ func WriteIn(root *os.Root, name string, perm fs.FileMode, fill func(io.Writer) 
 // createTemp creates ".BASE.tmp-RANDOM" in dir inside root, exclusively.
 func createTemp(root *os.Root, dir, base string, perm fs.FileMode) (*os.File, string, error) {
 	for range 10 {
-		var r [6]byte
-		rand.Read(r[:])
-		tmp := path.Join(dir, "."+base+".tmp-"+hex.EncodeToString(r[:]))
+		tmp := path.Join(dir, "."+base+".tmp-"+randomSuffix())
 		f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm&fs.ModePerm)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -103,6 +101,21 @@ func createTemp(root *os.Root, dir, base string, perm fs.FileMode) (*os.File, st
 		return f, tmp, err
 	}
 	return nil, "", &fs.PathError{Op: "create a temporary file", Path: path.Join(root.Name(), dir), Err: fs.ErrExist}
+}
+
+// randomSuffix is 12 hex digits from the runtime's generator, seeded by
+// the kernel at exec. Not crypto/rand: that blocks until the kernel's
+// random pool is initialised, which under the init took a second in
+// QEMU and can take far longer on a board without a hardware generator.
+// The name need not be secret: it is created exclusively and never
+// followed, so a planted name only costs a retry.
+func randomSuffix() string {
+	var r [8]byte
+	u := rand.Uint64()
+	for i := range r {
+		r[i] = byte(u >> (8 * i))
+	}
+	return hex.EncodeToString(r[:6])
 }
 
 func syncIn(root *os.Root, dir string) error {
