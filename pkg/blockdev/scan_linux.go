@@ -23,6 +23,30 @@ import (
 // fields and ProbeError saying why. Scan fails only when the block class
 // folder cannot be listed.
 func Scan(sysDir, devDir string) ([]Device, error) {
+	return scan(sysDir, devDir, nil)
+}
+
+// ScanFor is Scan narrowed to the devices spec (a root= value, see
+// Resolve) can name, when the spec names one device by itself: for
+// /dev/NAME or MAJ:MIN only that device and, for a partition, its disk
+// (whose table gives the partition its PARTUUID) are opened and probed.
+// Probing every device costs: on an i.MX6 board it reads the SPI NOR
+// flash as well as the SD card. Every other spec (UUID=, LABEL=, ...)
+// must see every device, if only to refuse a value two devices share, so
+// ScanFor is Scan for them. Resolve(spec, devs) gives the same answer on
+// either list.
+func ScanFor(sysDir, devDir, spec string) ([]Device, error) {
+	m, err := parseSpec(spec)
+	if err != nil || (m.kind != byName && m.kind != byDevnum) {
+		return Scan(sysDir, devDir)
+	}
+	return scan(sysDir, devDir, m.match)
+}
+
+// scan is Scan of the devices wanted accepts (judged on the fields read
+// from sysfs: name, numbers, partition) and the disks of the partitions
+// among them; all when wanted is nil.
+func scan(sysDir, devDir string, wanted func(Device) bool) ([]Device, error) {
 	classDir := filepath.Join(sysDir, "class", "block")
 	ents, err := os.ReadDir(classDir)
 	if err != nil {
@@ -66,6 +90,9 @@ func Scan(sysDir, devDir string) ([]Device, error) {
 			}
 		}
 		devs = append(devs, d)
+	}
+	if wanted != nil {
+		devs = narrow(devs, wanted)
 	}
 
 	tables := map[string]diskTable{}
@@ -130,6 +157,24 @@ func Scan(sysDir, devDir string) ([]Device, error) {
 		return a.Name < b.Name
 	})
 	return devs, nil
+}
+
+// narrow keeps the devices wanted accepts and the disks of the
+// partitions among them.
+func narrow(devs []Device, wanted func(Device) bool) []Device {
+	disks := map[string]bool{}
+	for _, d := range devs {
+		if wanted(d) && d.Partition > 0 {
+			disks[d.Disk] = true
+		}
+	}
+	var kept []Device
+	for _, d := range devs {
+		if wanted(d) || (d.Partition == 0 && disks[d.Name]) {
+			kept = append(kept, d)
+		}
+	}
+	return kept
 }
 
 // diskTable is a whole disk's partition table, or why it could not be read.

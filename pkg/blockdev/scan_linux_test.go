@@ -464,3 +464,38 @@ func TestScanLoopDevice(t *testing.T) {
 		t.Errorf("Resolve(PARTUUID=...) = %s, %v", d.Name, err)
 	}
 }
+
+// TestScanForNarrows: for a spec naming one device, ScanFor lists (so
+// opens) only it and its disk; for every spec it resolves to the same
+// device, with the same fields, as a full Scan.
+func TestScanForNarrows(t *testing.T) {
+	sysDir, devDir, _ := fakeMachine(t)
+	all, err := Scan(sysDir, devDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for spec, wantLen := range map[string]int{
+		"/dev/mmcblk3p2":                     2, // and its disk, for the PARTUUID
+		"/dev/vda":                           1,
+		"179:2":                              2,
+		"fe00":                               1, // 254:0, vda
+		"/dev/sdz":                           0,
+		"PARTUUID=5eed0001-02":               len(all),
+		"LABEL=armroot":                      len(all),
+		"UUID=2198-ABCD":                     len(all),
+		"/dev/disk/by-path/pci-0000:00:04.0": len(all),
+	} {
+		devs, err := ScanFor(sysDir, devDir, spec)
+		if err != nil {
+			t.Fatalf("ScanFor(%q): %v", spec, err)
+		}
+		if len(devs) != wantLen {
+			t.Errorf("ScanFor(%q) listed %d devices, want %d: %s", spec, len(devs), wantLen, Summary(devs))
+		}
+		want, werr := Resolve(spec, all)
+		got, gerr := Resolve(spec, devs)
+		if !reflect.DeepEqual(got, want) || (werr == nil) != (gerr == nil) {
+			t.Errorf("Resolve(%q) on ScanFor = %+v, %v; on Scan = %+v, %v", spec, got, gerr, want, werr)
+		}
+	}
+}

@@ -218,7 +218,9 @@ func (b *boot) findRoot() Step {
 		start := monotonic()
 		lastSay := start
 		for {
-			devs, err := blockdev.Scan("/sys", "/dev")
+			// Only the devices spec can name are probed, when it names
+			// one (blockdev.ScanFor); messages list every device.
+			devs, err := blockdev.ScanFor("/sys", "/dev", spec)
 			if err == nil {
 				d, rerr := blockdev.Resolve(spec, devs)
 				if rerr == nil {
@@ -233,17 +235,21 @@ func (b *boot) findRoot() Step {
 				}
 			}
 			waited := monotonic() - start
+			seen := func() string {
+				devs, _ := blockdev.Scan("/sys", "/dev")
+				return blockdev.Summary(devs)
+			}
 			if limit > 0 && waited >= limit {
 				how := "without rootwait"
 				if b.cfg.RootWait {
 					how = "rootwait=" + fmt.Sprint(int(limit.Seconds()))
 				}
 				return fmt.Errorf("root device %q not found after %.1f s (%s); block devices seen: %s",
-					spec, waited.Seconds(), how, blockdev.Summary(devs))
+					spec, waited.Seconds(), how, seen())
 			}
 			if monotonic()-lastSay >= 5*time.Second {
 				lastSay = monotonic()
-				b.log.Infof("waiting for root device %q (%.0f s so far); seen: %s", spec, waited.Seconds(), blockdev.Summary(devs))
+				b.log.Infof("waiting for root device %q (%.0f s so far); seen: %s", spec, waited.Seconds(), seen())
 			}
 			b.waitDevice(50 * time.Millisecond)
 		}
