@@ -181,11 +181,6 @@ func (b *boot) plainRoot() Step {
 	return s
 }
 
-// one makes a step when it comes up (Step.Steps), by build.
-func one(build func() Step) func() []Step {
-	return func() []Step { return []Step{build()} }
-}
-
 // closing is s with after run when s ends, whatever its outcome.
 func closing(s Step, after func()) Step {
 	do := s.Do

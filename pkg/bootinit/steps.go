@@ -104,8 +104,8 @@ func (x *Executor) run(s Step) error {
 	return &StepError{Step: s.Name, Err: err}
 }
 
-// late is a step made when it comes up, by build, from what earlier
-// steps learned.
-func late(build func() Step) Step {
-	return Step{Steps: func() []Step { return []Step{build()} }}
+// one makes a step as it comes up (Step.Steps), by build, from what
+// earlier steps learned.
+func one(build func() Step) func() []Step {
+	return func() []Step { return []Step{build()} }
 }
