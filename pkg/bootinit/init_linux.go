@@ -36,6 +36,7 @@ type boot struct {
 	fstype   string
 	newRoot  string // what becomes "/" at the switch
 	memTotal uint64
+	ramBytes uint64 // the RAM layer's size (ramSize)
 	paths    layout
 	mods     moduleState // modules_linux.go
 	gcOn     func()      // turns the collector back on (modules_linux.go)
@@ -51,6 +52,9 @@ type boot struct {
 	layer *deviceLayer
 	// mountPlans: the per-mount policy (mountpolicy.go).
 	mountPlans []*mountPlan
+	// overlayAgain: the overlay over the persistent layer failed; it is
+	// built again over RAM (layerSteps).
+	overlayAgain bool
 }
 
 // layout names the folders the layers are built in; tests build them
@@ -83,54 +87,111 @@ func Main() {
 }
 
 func (b *boot) run() error {
-	if err := b.x.Run(b.earlyMounts()...); err != nil {
-		return err
+	return b.x.Run(b.bootSteps()...)
+}
+
+// bootSteps is the whole boot, every mode, in order, for one executor
+// run. What a step needs from earlier ones (the command line, the root
+// device, the RAM size) is not known yet when the list is made: those
+// entries are made as they come up (Steps, one), the mode's branches are
+// When, and the fail-closed fallbacks are OnError (see Step).
+func (b *boot) bootSteps() []Step {
+	protected := func() bool { return b.cfg.Overlay.Protected() }
+	sandbox := func() bool { return b.cfg.Overlay == cmdline.OverlaySandbox }
+	// layered: the overlay is built and becomes / (a sandbox's layers
+	// stay outside, in the initramfs).
+	layered := func() bool { return b.status.Mode == bootstatus.Protected && !sandbox() }
+	degraded := func() bool { return b.status.Mode == bootstatus.Degraded }
+	return append(b.earlyMounts(), []Step{
+		{Name: "read the kernel command line from /proc/cmdline", Do: b.readCommandLine},
+		{Steps: one(b.panicTimeout)},
+		b.loadModules(),
+		// The device events loadModules listens to serve the root
+		// search only.
+		{Steps: one(func() Step { return closing(b.findRoot(), b.closeUevents) })},
+		{Steps: one(b.loadRootFSModules)},
+
+		// Protected: write-protect the device before anything mounts
+		// it, mount it read-only, build the writable layer and the
+		// overlay over it (layerSteps; degraded when they fail).
+		{When: protected, Steps: one(b.writeProtect)},
+		{When: protected, Steps: one(func() Step { return b.mountRealRoot(b.paths.ro, true) })},
+		{When: protected, Steps: b.layerSteps},
+		// Plain (overlayfs=no): the real root is the new root.
+		{When: not(protected), Steps: one(b.plainRoot)},
+
+		// The other fstab mounts (mountpolicy_linux.go), the layers
+		// moved into the new root, its fstab in the RAM layer; a
+		// degraded root's fstab kept from remounting it read-write.
+		{When: layered, Steps: b.mountPolicySteps},
+		{When: not(layered), Steps: b.unprotectedMountPolicy},
+		{When: layered, Steps: b.moveLayersSteps},
+		{When: layered, Steps: one(b.rewriteFstab)},
+		{When: degraded, Steps: one(b.guardDegradedFstab)},
+		{When: func() bool { return sandbox() && degraded() }, Steps: one(b.degradedSandboxRun)}, // sandbox_linux.go
+
+		// The hand-over: the status written, then switch_root and exec
+		// of the real init, or the init stays PID 1 as the sandbox's
+		// supervisor (sandbox_linux.go). Neither returns when it works,
+		// so neither is in the status's steps, written just before.
+		{When: not(sandbox), Steps: one(func() Step {
+			return Step{Name: fmt.Sprintf("switch_root %s and exec its init", b.newRoot), Do: b.handOver}
+		})},
+		{When: sandbox, Steps: one(func() Step {
+			return Step{Name: fmt.Sprintf("run the init of %s as PID 1 of new namespaces, supervised (overlayfs=sandbox)", b.newRoot), Do: b.sandboxHandOver}
+		})},
+	}...)
+}
+
+// layerSteps build the writable layer and the overlay over the real root,
+// mounted read-only at b.paths.ro. The layer is on the device ofs-upper=
+// names, else (or when that device or the overlay over it cannot be
+// used: deviceFallback) in RAM. An overlay that cannot be built over RAM
+// either leaves the real root read-only (degrade): never writable.
+func (b *boot) layerSteps() []Step {
+	b.overlayAgain = false
+	return []Step{
+		{When: func() bool { return b.cfg.Upper.Kind == cmdline.UpperDevice }, Steps: b.deviceLayerSteps, OnError: b.deviceFallback}, // upper_device_linux.go
+		{Steps: b.overlaySteps, OnError: b.overlayFailed},
+		{When: func() bool { return b.overlayAgain }, Steps: b.overlaySteps, OnError: b.degrade},
 	}
-	b.readCommandLine()
-	b.x.Run(b.panicTimeout())
-	b.x.Run(b.loadModules())
-	err := b.x.Run(b.findRoot())
-	b.closeUevents()
-	if err != nil {
-		return err
+}
+
+// overlayFailed takes the overlay's failure: over a persistent layer,
+// that layer is given up and the overlay is built again over RAM (the
+// next entry of layerSteps); over RAM, the boot is degraded.
+func (b *boot) overlayFailed(err error) error {
+	if b.layer != nil {
+		b.overlayAgain = true
+		return b.deviceFallback(fmt.Errorf("the overlay over it: %w", err))
 	}
-	b.x.Run(b.loadRootFSModules())
-	var steps []Step
-	if b.cfg.Overlay.Protected() {
-		// Write-protect the device before anything mounts it.
-		b.x.Run(b.writeProtect())
-		if err := b.x.Run(b.mountRealRoot(b.paths.ro, true)); err != nil {
-			return err
-		}
-		if err := b.buildLayers(); err != nil { // upper_device_linux.go
-			b.degrade(err)
-		}
-	} else {
+	return b.degrade(err)
+}
+
+// plainRoot mounts the real root as the new root, read-only unless rw:
+// the boot is plain (overlayfs=no).
+func (b *boot) plainRoot() Step {
+	s := b.mountRealRoot(b.paths.newRoot, !b.cfg.ReadWrite)
+	mount := s.Do
+	s.Do = func() error {
 		b.status.Mode = bootstatus.Plain
 		b.newRoot = b.paths.newRoot
-		if err := b.x.Run(b.mountRealRoot(b.paths.newRoot, !b.cfg.ReadWrite)); err != nil {
-			return err
-		}
+		return mount()
 	}
-	// In a sandbox the layers stay outside, in the initramfs.
-	if b.status.Mode == bootstatus.Protected && b.cfg.Overlay != cmdline.OverlaySandbox {
-		steps = append(steps, b.mountPolicySteps()...) // mountpolicy_linux.go
-		steps = append(steps, b.moveLayersSteps()...)
-		steps = append(steps, b.rewriteFstab())
-	}
-	if b.status.Mode == bootstatus.Degraded {
-		steps = append(steps, b.guardDegradedFstab())
-	}
-	if b.status.Mode != bootstatus.Protected || b.cfg.Overlay == cmdline.OverlaySandbox {
-		b.unprotectedMountPolicy()
-	}
-	b.x.Run(steps...)
-	b.markDegradedUpper() // upper_device_linux.go
-	if b.cfg.Overlay == cmdline.OverlaySandbox {
-		return b.sandboxHandOver() // sandbox_linux.go
-	}
-	return b.handOver()
+	return s
 }
+
+// closing is s with after run when s ends, whatever its outcome.
+func closing(s Step, after func()) Step {
+	do := s.Do
+	s.Do = func() error {
+		defer after()
+		return do()
+	}
+	return s
+}
+
+func not(f func() bool) func() bool { return func() bool { return !f() } }
 
 // earlyMounts are the kernel filesystems the init and its tools need.
 func (b *boot) earlyMounts() []Step {
@@ -158,7 +219,9 @@ func (b *boot) earlyMounts() []Step {
 	}
 }
 
-func (b *boot) readCommandLine() {
+// readCommandLine reads and parses /proc/cmdline; what cannot be read or
+// parsed is said and the defaults stand in: it never fails.
+func (b *boot) readCommandLine() error {
 	data, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		b.log.Warnf("reading /proc/cmdline: %v; using the defaults", err)
@@ -185,6 +248,7 @@ func (b *boot) readCommandLine() {
 	if cfg.Overlay.Protected() && cfg.ReadWrite {
 		b.log.Warnf("rw ignored: with overlayfs=yes the real root is always mounted read-only")
 	}
+	return nil
 }
 
 func (b *boot) loadModules() Step {
@@ -329,32 +393,23 @@ func (b *boot) mountRealRoot(dir string, readOnly bool) Step {
 	}}
 }
 
-// overlaySteps build the RAM layer and the overlay. Any failure here
-// leaves the real root read-only: the caller degrades.
+// overlaySteps build the RAM layer and the overlay, over the persistent
+// layer's folders instead when there is one. Any failure here leaves the
+// real root read-only: layerSteps degrades.
 func (b *boot) overlaySteps() []Step {
-	mem, err := memTotal()
-	b.memTotal = mem
-	size := b.ramSize(mem) // protect_linux.go: capped below MemTotal
-	tmpfsData := fmt.Sprintf("size=%d,mode=0755", size)
 	upper, work, onDevice := b.upperPaths() // upper_device_linux.go
 	ovlData := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", b.paths.ro, upper, work)
-	layer := Step{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, bootstatus.TmpfsName, b.paths.rw), Do: func() error {
-		if err := os.MkdirAll(b.paths.rw, 0o755); err != nil {
-			return err
-		}
-		return mountfs.Mount(bootstatus.TmpfsName, b.paths.rw, "tmpfs", 0, tmpfsData)
-	}}
-	if b.cfg.Upper.Kind == cmdline.UpperZram {
-		layer = b.zramLayer(mem, size, layer) // upper_zram_linux.go
-	}
 	steps := []Step{
 		{Name: "read MemTotal from /proc/meminfo", Do: func() error {
+			mem, err := memTotal()
+			b.memTotal = mem
 			if err != nil {
 				return err
 			}
+			b.ramBytes = b.ramSize(mem) // protect_linux.go: capped below MemTotal
 			return nil
 		}},
-		layer,
+		{Steps: one(b.ramLayer)}, // its size is read by the step before
 		{Name: fmt.Sprintf("mkdir %s %s", upper, work), Do: func() error {
 			if err := os.Mkdir(upper, 0o755); err != nil {
 				return err
@@ -374,7 +429,7 @@ func (b *boot) overlaySteps() []Step {
 			b.newRoot = b.paths.newRoot
 			b.status.Mode = bootstatus.Protected
 			if b.status.Upper == nil || b.status.Upper.Kind == bootstatus.UpperRAM {
-				b.status.RAM = &bootstatus.RAM{Mount: bootstatus.WritableLayer, SizeBytes: size, Percent: b.cfg.Size.Percent, MemTotal: mem}
+				b.status.RAM = &bootstatus.RAM{Mount: bootstatus.WritableLayer, SizeBytes: b.ramBytes, Percent: b.cfg.Size.Percent, MemTotal: b.memTotal}
 				if b.cfg.Size.Bytes != 0 {
 					b.status.RAM.Percent = 0
 				}
@@ -387,16 +442,34 @@ func (b *boot) overlaySteps() []Step {
 		}},
 	}
 	if onDevice {
-		// The tmpfs and its folders: the device layer is mounted and
-		// made by deviceLayerSteps instead.
+		// The RAM layer and its folders: the device layer is mounted
+		// and made by deviceLayerSteps instead.
 		steps = slices.Delete(steps, 1, 3)
 	}
 	return steps
 }
 
+// ramLayer mounts the RAM layer at b.paths.rw: a tmpfs of the size
+// ofs-size asks for (capped: ramSize), or a zram disk of it
+// (ofs-upper=zram), the tmpfs standing in when that fails.
+func (b *boot) ramLayer() Step {
+	tmpfsData := fmt.Sprintf("size=%d,mode=0755", b.ramBytes)
+	layer := Step{Name: fmt.Sprintf("mount -t tmpfs -o %s %s %s", tmpfsData, bootstatus.TmpfsName, b.paths.rw), Do: func() error {
+		if err := os.MkdirAll(b.paths.rw, 0o755); err != nil {
+			return err
+		}
+		return mountfs.Mount(bootstatus.TmpfsName, b.paths.rw, "tmpfs", 0, tmpfsData)
+	}}
+	if b.cfg.Upper.Kind == cmdline.UpperZram {
+		layer = b.zramLayer(b.memTotal, b.ramBytes, layer) // upper_zram_linux.go
+	}
+	return layer
+}
+
 // degrade is fail-closed: the overlay could not be built, so the real
-// root, already mounted read-only, becomes / as it is.
-func (b *boot) degrade(err error) {
+// root, already mounted read-only, becomes / as it is. The boot goes on
+// (nil).
+func (b *boot) degrade(err error) error {
 	b.status.Mode = bootstatus.Degraded
 	reason := fmt.Sprintf("overlay could not be built: %v", err)
 	b.status.Reasons = append(b.status.Reasons, reason)
@@ -408,6 +481,7 @@ func (b *boot) degrade(err error) {
 	mountfs.Unmount(b.paths.rw, unix.MNT_DETACH)
 	b.newRoot = b.paths.ro
 	b.status.Root.Mount = "/"
+	return nil
 }
 
 // moveLayersSteps put both layers where the seed's layout has them,
@@ -495,6 +569,7 @@ func (b *boot) guardDegradedFstab() Step {
 
 // handOver writes the status, switches root and execs the real init.
 func (b *boot) handOver() error {
+	b.markDegradedUpper() // upper_device_linux.go: the layers are in place
 	init, err := b.realInit()
 	if err != nil {
 		return err

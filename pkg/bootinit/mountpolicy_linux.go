@@ -66,10 +66,11 @@ func (b *boot) mountRules(root string) (cmd, conf []cmdline.MountRule) {
 }
 
 // unprotectedMountPolicy says, when the root is not protected, that a
-// per-mount policy on the command line does nothing.
-func (b *boot) unprotectedMountPolicy() {
+// per-mount policy on the command line does nothing. It makes no step:
+// it stands in the boot's list where mountPolicySteps would.
+func (b *boot) unprotectedMountPolicy() []Step {
 	if len(b.cfg.Mounts) == 0 && !b.cfg.MountsRecurse {
-		return
+		return nil
 	}
 	var why string
 	switch {
@@ -81,6 +82,7 @@ func (b *boot) unprotectedMountPolicy() {
 		why = "overlayfs=no: the root is not protected"
 	}
 	b.log.Warnf("per-mount policy (ofs-mounts=) ignored: %s; every mount is as fstab says", why)
+	return nil
 }
 
 // mountPolicySteps plan the policy over the real root's fstab and

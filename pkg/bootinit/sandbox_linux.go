@@ -59,6 +59,7 @@ func hostnameOf(root string) string {
 // restarts, it reboots (or halts, with ofs-rescue=halt). It never
 // returns unless the root has no init.
 func (b *boot) sandboxHandOver() error {
+	b.markDegradedUpper() // upper_device_linux.go: the layers are in place
 	init, err := b.realInit()
 	if err != nil {
 		return err
@@ -68,9 +69,9 @@ func (b *boot) sandboxHandOver() error {
 	if b.status.Mode == bootstatus.Protected {
 		b.status.Mode = bootstatus.Sandbox
 	} else {
-		// Degraded: the read-only real root, sandboxed all the same.
+		// Degraded: the read-only real root, sandboxed all the same
+		// (its /run in RAM: degradedSandboxRun, run before).
 		b.log.Warnf("sandbox: the overlay could not be built; the firmware runs on the READ-ONLY real root")
-		b.x.Run(b.degradedSandboxRun())
 	}
 	plan := sandbox.PrepareAppArmor(sandbox.DefaultProfile)
 	b.log.Infof("sandbox: %s", plan.Note)

@@ -46,27 +46,11 @@ type deviceLayer struct {
 	status  bootstatus.Upper
 }
 
-// buildLayers builds the writable layer and the overlay: on the device
-// ofs-upper= names, else (or when that device cannot be used) in RAM.
-// Its error is the overlay's, for degrade.
-func (b *boot) buildLayers() error {
-	if b.cfg.Upper.Kind == cmdline.UpperDevice {
-		b.layer = &deviceLayer{status: bootstatus.Upper{Kind: bootstatus.UpperDevice, Asked: b.cfg.Upper.Word, Dir: b.cfg.Upper.Dir}}
-		if err := b.x.Run(b.deviceLayerSteps()...); err != nil {
-			b.deviceFallback(err)
-		}
-	}
-	err := b.x.Run(b.overlaySteps()...)
-	if err != nil && b.layer != nil {
-		b.deviceFallback(fmt.Errorf("the overlay over it: %w", err))
-		err = b.x.Run(b.overlaySteps()...)
-	}
-	return err
-}
-
 // deviceLayerSteps find the device, mount it and bind the layer's folder
-// to this lower.
+// to this lower; b.layer is the layer they build. A failure gives way to
+// the RAM layer (deviceFallback, in layerSteps).
 func (b *boot) deviceLayerSteps() []Step {
+	b.layer = &deviceLayer{status: bootstatus.Upper{Kind: bootstatus.UpperDevice, Asked: b.cfg.Upper.Word, Dir: b.cfg.Upper.Dir}}
 	u, l := b.cfg.Upper, b.layer
 	l.dir = filepath.Join(b.paths.rw, u.Dir)
 	reset := ""
@@ -282,8 +266,9 @@ func (b *boot) checkUpperSpace() error {
 
 // deviceFallback gives up the persistent layer: its device is unmounted
 // (nothing written after this) and the RAM layer stands in. The boot is
-// marked degraded once the layers are in place (markDegradedUpper).
-func (b *boot) deviceFallback(err error) {
+// marked degraded once the layers are in place (markDegradedUpper); it
+// goes on (nil).
+func (b *boot) deviceFallback(err error) error {
 	l := b.layer
 	reason := fmt.Sprintf("persistent layer ofs-upper=%s not used: %v", b.cfg.Upper.Word, err)
 	if l.mounted {
@@ -295,6 +280,7 @@ func (b *boot) deviceFallback(err error) {
 	b.status.Upper = &bootstatus.Upper{Kind: bootstatus.UpperRAM, Asked: b.cfg.Upper.Word, Device: l.dev.Path, FSType: l.fstype, Dir: b.cfg.Upper.Dir, Fallback: reason}
 	b.status.Reasons = append(b.status.Reasons, reason)
 	b.log.Loudf("DEGRADED: %s.\nThe root is still PROTECTED, by a RAM layer instead: changes made in this boot are NOT kept across a reboot.\nThe card's root is not written. Fix the device (or ofs-upper=) and reboot to get the persistent layer back.", reason)
+	return nil
 }
 
 // markDegradedUpper is called once the layers are in place: a boot whose

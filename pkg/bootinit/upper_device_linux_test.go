@@ -40,8 +40,8 @@ func layerBoot(t *testing.T, rootLoop, upper string, reset bool) *boot {
 	if err := b.x.Run(b.writeProtect(), b.mountRealRoot(b.paths.ro, true)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.buildLayers(); err != nil {
-		t.Fatalf("layers: %v", err)
+	if err := b.x.Run(b.layerSteps()...); err != nil || b.status.Mode != bootstatus.Protected {
+		t.Fatalf("layers: %v; mode %q, reasons %q", err, b.status.Mode, b.status.Reasons)
 	}
 	b.markDegradedUpper()
 	t.Cleanup(func() { unmountBoot(b) })
@@ -286,6 +286,87 @@ func TestDeviceLayerFallbackForReal(t *testing.T) {
 			if err := os.WriteFile(b.paths.ro+"/x", nil, 0o644); !errors.Is(err, unix.EROFS) {
 				t.Errorf("real root writable: %v", err)
 			}
+		})
+	}
+	settle(t, rootLoop)
+	if after := sha(t, rootImg); after != before {
+		t.Errorf("the root device was written")
+	}
+}
+
+// TestDeviceLayerOverlayFailsForReal: when the overlay cannot be built
+// over a good persistent layer, the layer is given up (its device
+// unmounted) and the overlay is built again over RAM; when that fails
+// too, the boot is degraded. The root is never written.
+func TestDeviceLayerOverlayFailsForReal(t *testing.T) {
+	mountfstest.PrivateNamespace(t)
+	rootImg, rootLoop := testRoot(t)
+	before := sha(t, rootImg)
+	_, upLoop := upperImage(t, "32M")
+	for _, again := range []bool{true, false} {
+		t.Run(map[bool]string{true: "RAM layer instead", false: "degraded"}[again], func(t *testing.T) {
+			cfg := cmdline.Default()
+			cfg.Overlay, cfg.Size, cfg.Root = cmdline.OverlayOn, cmdline.Size{Percent: 5}, rootLoop
+			cfg.Upper, _ = parseUpper(t, upLoop)
+			b, _ := testBoot(t, rootLoop, cfg)
+			t.Cleanup(func() { unmountBoot(b) })
+			if err := b.x.Run(b.writeProtect(), b.mountRealRoot(b.paths.ro, true)); err != nil {
+				t.Fatal(err)
+			}
+			// A file where the new root's folder should be: the overlay's
+			// mount fails, over the device layer first.
+			os.WriteFile(b.paths.newRoot, nil, 0o644)
+			steps := b.layerSteps()
+			if err := b.x.Run(steps[:2]...); err != nil {
+				t.Fatalf("the overlay's failure stopped the boot: %v", err)
+			}
+			if b.layer != nil || !b.overlayAgain {
+				t.Fatalf("the persistent layer was not given up: layer %+v", b.layer)
+			}
+			if again {
+				os.Remove(b.paths.newRoot)
+			}
+			if err := b.x.Run(steps[2:]...); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range b.x.Steps {
+				names = append(names, s.Name)
+			}
+			if n := strings.Count(strings.Join(names, "\n"), "mount -t overlay"); n != 2 || !strings.Contains(strings.Join(names, "\n"), "mount -t tmpfs") {
+				t.Errorf("steps %q: want the overlay twice, the second over a tmpfs", names)
+			}
+			if len(b.status.Reasons) == 0 || !strings.Contains(b.status.Reasons[0], "not used: the overlay over it: mount -t overlay") {
+				t.Errorf("reasons %q", b.status.Reasons)
+			}
+			var st unix.Statfs_t
+			unix.Statfs(b.paths.rw, &st)
+			if again {
+				if u := statusUpper(t, b); u.Kind != bootstatus.UpperRAM || u.Fallback != b.status.Reasons[0] {
+					t.Errorf("upper %+v", u)
+				}
+				if b.status.Mode != bootstatus.Protected || len(b.status.Reasons) != 1 || b.status.RAM == nil || st.Type != unix.TMPFS_MAGIC {
+					t.Fatalf("mode %q reasons %q RAM %+v layer type %#x", b.status.Mode, b.status.Reasons, b.status.RAM, st.Type)
+				}
+				if err := os.WriteFile(b.paths.newRoot+"/x", nil, 0o644); err != nil {
+					t.Errorf("the protected root is not writable in RAM: %v", err)
+				}
+				if b.markDegradedUpper(); b.status.Mode != bootstatus.Degraded {
+					t.Errorf("mode %q once the layers are in place, want degraded", b.status.Mode)
+				}
+			} else {
+				if b.status.Mode != bootstatus.Degraded || len(b.status.Reasons) != 2 || !strings.HasPrefix(b.status.Reasons[1], "overlay could not be built") || b.newRoot != b.paths.ro {
+					t.Fatalf("mode %q reasons %q new root %q", b.status.Mode, b.status.Reasons, b.newRoot)
+				}
+				// Neither the device nor the tmpfs is left mounted there.
+				var rw, parent unix.Stat_t
+				unix.Stat(b.paths.rw, &rw)
+				unix.Stat(filepath.Dir(b.paths.rw), &parent)
+				if rw.Dev != parent.Dev {
+					t.Errorf("%s is still a mount (device %#x)", b.paths.rw, rw.Dev)
+				}
+			}
+			unmountBoot(b)
 		})
 	}
 	settle(t, rootLoop)
