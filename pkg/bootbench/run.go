@@ -38,10 +38,24 @@ type Bench struct {
 	// Common are words every variant gets (quiet, initcall_debug...).
 	Common   []string
 	Variants []Variant
+	// QEMUArgs are added to every boot's QEMU command line (ICount).
+	QEMUArgs []string
 	Work     string
 	// Timeout per boot.
 	Timeout time.Duration
 }
+
+// ICount are the QEMU arguments of the instruction clock: the guest's
+// clock advances 1 ns per guest instruction executed, and jumps over its
+// idle time to the next timer (sleep=off), instead of following the
+// host's. A stage is then what the guest executed: it does not stretch
+// with the host's load, and it leaves out TCG's cost of translating code
+// the first time it runs, which a real CPU does not pay (a Go init, whose
+// code mostly runs once, pays it on every line). What it does not model:
+// a real CPU's speed (1 instruction per ns is a round figure, not a
+// board), caches, and devices' own latencies (a disk read completes when
+// the host's I/O does).
+var ICount = []string{"-icount", "shift=0,sleep=off"}
 
 // Result is one variant's boots.
 type Result struct {
@@ -92,6 +106,7 @@ func (b *Bench) boot(ctx context.Context, v Variant, dir string) (Boot, error) {
 	if err != nil {
 		return Boot{}, err
 	}
+	args = append(args, b.QEMUArgs...)
 	log := filepath.Join(dir, "console.log")
 	text, err := runUntil(ctx, args, EndLine, b.Timeout)
 	os.WriteFile(log, []byte("# "+strings.Join(args, " ")+"\n"+text), 0o644)
