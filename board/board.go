@@ -42,6 +42,16 @@ type Board struct {
 	// Modules are the kernel modules the initramfs carries, by module
 	// name. The builder adds their dependencies and the soft
 	// dependencies that matter, and orders them for loading.
+	//
+	// Every board lists its architecture's accelerated SHA-256 first
+	// (sha256-arm: NEON or ARM assembly; sha256-ssse3: SSSE3, AVX2 or
+	// the SHA extensions): Debian's kernels check each module's
+	// signature, hashing the whole file, and once it is loaded they hash
+	// with it. Measured on the instruction clock (ofsroot bench
+	// --icount): the sabrelite's stage 0.401 → 0.379 s, and x86 with a
+	// CPU that has SSSE3 (-cpu max) 0.67 → 0.55 s. On a CPU without the
+	// instructions the module's load fails with ENODEV, which the init
+	// takes as "no such hardware" and goes on.
 	Modules []string `json:"modules"`
 
 	QEMU QEMU `json:"qemu"`

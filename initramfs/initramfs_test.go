@@ -32,10 +32,10 @@ import (
 
 // wantOrder are the load orders per board: the boot lab's, with squashfs.
 var wantOrder = map[string][]string{
-	"qemu-x86_64": {"crc32c_generic", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio", "virtio_pci",
+	"qemu-x86_64": {"sha256_ssse3", "crc32c_generic", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio", "virtio_pci",
 		"virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
-	"qemu-arm-virt": {"crc32c_generic", "virtio_mmio", "virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
-	"sabrelite": {"crc32c_generic", "gpio_mxc", "imx2_wdt", "sdhci", "cqhci", "sdhci_pltfm", "sdhci_esdhc_imx", "spi_imx", "spi_nor",
+	"qemu-arm-virt": {"sha256_arm", "crc32c_generic", "virtio_mmio", "virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
+	"sabrelite": {"sha256_arm", "crc32c_generic", "gpio_mxc", "imx2_wdt", "sdhci", "cqhci", "sdhci_pltfm", "sdhci_esdhc_imx", "spi_imx", "spi_nor",
 		"jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
 }
 

@@ -37,7 +37,7 @@ func (e *extraFlag) Set(v string) error { *e = append(*e, v); return nil }
 // are guest clock under TCG: compare them with each other, within one
 // run. No pass or fail.
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := program.FlagSet("bench", "[--boards a,b] [--boots N] [--peers] [--initcall-debug] [--icount] [--svg FILE] [--extra NAME=INITRAMFS]", stderr)
+	fs := program.FlagSet("bench", "[--boards a,b] [--boots N] [--peers] [--initcall-debug] [--icount] [--cpu MODEL] [--svg FILE] [--extra NAME=INITRAMFS]", stderr)
 	boards := fs.String("boards", "qemu-x86_64,sabrelite", "comma-separated boards")
 	boots := fs.Int("boots", 5, "boots per variant (interleaved)")
 	peers := fs.Bool("peers", false, "also build and boot Debian's initramfs-tools + overlayroot, MODULES=most and dep (amd64 boards; a debootstrap chroot cached in the cache folder)")
@@ -48,6 +48,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var extra extraFlag
 	fs.Var(&extra, "extra", "another initramfs to boot, NAME=FILE (e.g. an older ofsroot build); repeatable; it gets ofsroot's command line")
 	keep := fs.Bool("keep", false, "keep the work folder (console logs)")
+	cpu := fs.String("cpu", "", "QEMU CPU model for every boot (-cpu), e.g. max on qemu-x86_64: TCG then offers SSSE3 and AVX2, as a real PC has (the default model has neither)")
 	icount := fs.Bool("icount", false, "time by QEMU's instruction clock (-icount shift=0,sleep=off: 1 ns per guest instruction) instead of the host's: figures that do not stretch with the host's load, without TCG's translation cost; see the README")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -104,6 +105,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *icount {
 		clock = "the instruction clock (" + strings.Join(bootbench.ICount, " ") + ": 1 ns per guest instruction, idle time skipped)"
 		qemuArgs = bootbench.ICount
+	}
+	if *cpu != "" {
+		clock += ", -cpu " + *cpu
+		qemuArgs = append(append([]string{}, qemuArgs...), "-cpu", *cpu)
 	}
 	fmt.Fprintf(stdout, "ofsroot bench: %d interleaved boots per variant, QEMU TCG -smp 1, kernel command line %q + root= + the variant's words; stage = kernel's \"Run /init\" → the real init's first kmsg record (a static marker), on %s\n",
 		*boots, strings.Join(common, " "), clock)

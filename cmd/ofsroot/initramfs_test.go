@@ -92,7 +92,7 @@ func TestInitramfsBuild(t *testing.T) {
 			t.Fatalf("exit code %d\n%s", code, stderr)
 		}
 		for _, want := range []string{"wrote " + out + ": ", " zstd (cpio ", "kernel    " + k.Version,
-			"modules   12, ", "in load order: crc32c_generic virtio_ring", " ext4 squashfs\n", "left out  overlay"} {
+			"modules   13, ", "in load order: sha256_ssse3 crc32c_generic virtio_ring", " ext4 squashfs\n", "left out  overlay"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("summary lacks %q:\n%s", want, stdout)
 			}

@@ -93,10 +93,10 @@ func depmod(t *testing.T, tree *Tree, root string) (map[string][]string, func(st
 // sabrelite the SPI NOR drivers its environment needs (as nitrogen6x,
 // which boots on the same QEMU machine with them).
 var bootLab = map[string][]string{
-	"qemu-x86_64": {"crc32c_generic", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio", "virtio_pci",
+	"qemu-x86_64": {"sha256_ssse3", "crc32c_generic", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio", "virtio_pci",
 		"virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
-	"qemu-arm-virt": {"crc32c_generic", "virtio_mmio", "virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
-	"sabrelite": {"crc32c_generic", "gpio_mxc", "imx2_wdt", "sdhci", "cqhci", "sdhci_pltfm", "sdhci_esdhc_imx",
+	"qemu-arm-virt": {"sha256_arm", "crc32c_generic", "virtio_mmio", "virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
+	"sabrelite": {"sha256_arm", "crc32c_generic", "gpio_mxc", "imx2_wdt", "sdhci", "cqhci", "sdhci_pltfm", "sdhci_esdhc_imx",
 		"spi_imx", "spi_nor", "jbd2", "mbcache", "crc16", "ext4", "squashfs", "overlay"},
 }
 
