@@ -28,6 +28,7 @@ import (
 	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 	"github.com/ofsroot/ofsroot/pkg/kmod"
+	"github.com/ofsroot/ofsroot/pkg/kmod/compressed"
 	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
 	"github.com/ofsroot/ofsroot/pkg/version"
 )
@@ -38,6 +39,10 @@ const ModulePath = "github.com/ofsroot/ofsroot"
 
 // BuildInfoFile is where the archive records how it was built.
 const BuildInfoFile = "/etc/ofsroot/build.json"
+
+// The builder reads a distribution's compressed modules itself (the
+// init leaves that to the kernel).
+func init() { kmod.SetDecompressors(compressed.Decompressors) }
 
 // Dirs are the folders every initramfs has, beside those holding
 // modules: the mount points the init uses and the API file systems.
