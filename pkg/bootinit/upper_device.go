@@ -1,9 +1,9 @@
 package bootinit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ofsroot/ofsroot/internal/smalljson"
 	"strings"
 	"time"
 
@@ -62,7 +62,7 @@ func parseLowerRecord(data []byte) (lowerRecord, error) {
 	if len(data) > maxLowerRecord {
 		return r, fmt.Errorf("%d bytes, more than a record has", len(data))
 	}
-	if err := json.Unmarshal(data, &r); err != nil {
+	if err := smalljson.Unmarshal(data, &r); err != nil {
 		return r, err
 	}
 	if r.Marker == "" {
