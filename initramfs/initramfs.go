@@ -63,7 +63,10 @@ type Options struct {
 	KernelVersion string
 	// Output is the file to write.
 	Output string
-	// Compression is "gzip" (default), "xz", "zstd" or "none".
+	// Compression is "gzip", "xz", "zstd" or "none"; "" picks gzip, or
+	// when the kernel's configuration (boot/config-VERSION) lacks
+	// CONFIG_RD_GZIP the first of zstd, xz it has. A compression the
+	// configuration says the kernel cannot unpack is refused.
 	Compression string
 	// InitBinary, if set, is a prebuilt init to use. Else the init
 	// shipped for the board's architecture in InitDir is used, and only
@@ -177,12 +180,9 @@ type BuildModule struct {
 // temporary file; writes o.Output through a
 // temporary file in the same folder, renamed into place at the end.
 func Build(o Options) (*Result, error) {
-	if o.Compression == "" {
-		o.Compression = "gzip"
-	}
-	comp, ok := compressors[o.Compression]
+	_, ok := compressors[o.Compression]
 	switch {
-	case !ok:
+	case o.Compression != "" && !ok:
 		return nil, fmt.Errorf("unknown compression %q (known: %s)", o.Compression, strings.Join(Compressions, ", "))
 	case o.Board.Name == "":
 		return nil, errors.New("no board given")
@@ -223,6 +223,17 @@ func Build(o Options) (*Result, error) {
 	case err != nil:
 		return nil, fmt.Errorf("kernel %s: %w", o.Kernel, err)
 	}
+	// The compression: what the kernel's configuration says it unpacks
+	// (compress.go).
+	cfg, cfgErr := kernelpkg.ReadConfig(root, tree.Version)
+	asked := o.Compression
+	if o.Compression, err = chooseCompression(asked, tree.Version, cfg, cfgErr); err != nil {
+		return nil, err
+	}
+	if asked == "" {
+		o.Log("compression: %s (the default for kernel %s)", o.Compression, tree.Version)
+	}
+	comp := compressors[o.Compression]
 	plan, err := tree.Plan(boardModules(o)) // zram.go
 	if err != nil {
 		return nil, fmt.Errorf("board %s, kernel %s: %w", o.Board.Name, tree.Version, err)

@@ -800,6 +800,28 @@ func TestInstalledKernel(t *testing.T) {
 	if err != nil || res.KernelVersion != versions[0] {
 		t.Fatalf("KernelVersion %s: %v", versions[0], err)
 	}
+	// The compression follows /boot/config-VERSION: none there, gzip;
+	// a kernel without CONFIG_RD_GZIP gets zstd and refuses gzip; one
+	// without CONFIG_RD_ZSTD refuses zstd.
+	if res.Compression != "gzip" {
+		t.Errorf("no /boot/config: compression %s, want gzip", res.Compression)
+	}
+	os.MkdirAll(filepath.Join(root, "boot"), 0o755)
+	cfg := filepath.Join(root, "boot", "config-"+versions[0])
+	os.WriteFile(cfg, []byte("# CONFIG_RD_GZIP is not set\nCONFIG_RD_ZSTD=y\n"), 0o644)
+	o := Options{Board: b, Kernel: root, KernelVersion: versions[0], Output: out, InitBinary: standin(t, "amd64")}
+	if res, err := Build(o); err != nil || res.Compression != "zstd" {
+		t.Errorf("kernel without RD_GZIP: %+v, %v", res, err)
+	}
+	o.Compression = "gzip"
+	if _, err := Build(o); err == nil || !strings.Contains(err.Error(), "cannot unpack a gzip initramfs") {
+		t.Errorf("gzip for a kernel without RD_GZIP: %v", err)
+	}
+	os.WriteFile(cfg, []byte("CONFIG_RD_GZIP=y\n# CONFIG_RD_ZSTD is not set\n"), 0o644)
+	o.Compression = "zstd"
+	if _, err := Build(o); err == nil || !strings.Contains(err.Error(), "cannot unpack a zstd initramfs") {
+		t.Errorf("zstd for a kernel without RD_ZSTD: %v", err)
+	}
 	if _, err := Build(Options{Board: b, Kernel: root, KernelVersion: "9.9.9-nope", Output: out, InitBinary: standin(t, "amd64")}); err == nil || !strings.Contains(err.Error(), "9.9.9-nope") {
 		t.Errorf("a kernel that is not installed: %v", err)
 	}
