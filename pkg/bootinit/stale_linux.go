@@ -56,7 +56,7 @@ func (b *boot) overlayFromRoot() bool {
 // loadFromRoot resolves module name and its dependencies in the tree of
 // kernel release under root (root/lib/modules/RELEASE or
 // root/usr/lib/modules/RELEASE) and loads each module from there. A
-// compressed module (.ko.xz, .ko.zst, .ko.gz: Debian 13, Ubuntu) goes to
+// compressed module (.ko.xz, .ko.zst, .ko.gz: Debian 13, Ubuntu 23.10+) goes to
 // the kernel as it is, for the kernel to decompress (the init carries no
 // decoder; see modload.LoadCompressed), and its dependencies come from
 // the root's modules.dep. It returns the names it loaded.

@@ -53,9 +53,9 @@ func Load(path, params string) error {
 // .ko.gz as a distribution installs them) and lets the kernel decompress
 // it: finit_module(2) with MODULE_INIT_COMPRESSED_FILE, which needs Linux
 // 5.17 or later built with CONFIG_MODULE_DECOMPRESS and that compression
-// (Debian 13, Ubuntu 23.10 and later; not Debian 12, nor Fedora, whose
-// kernels do not decompress). A kernel that cannot refuses, and the
-// error, which keeps its errno (EINVAL, EOPNOTSUPP, ENOSYS), says so.
+// (Debian 13's kernels are; Debian 12's and Fedora's are not). A kernel
+// that cannot refuses, and the error, which keeps its errno (EINVAL,
+// EOPNOTSUPP, ENOSYS), says so.
 //
 // Side effects: as Load.
 func LoadCompressed(path, params string) error {
