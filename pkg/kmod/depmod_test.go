@@ -98,3 +98,15 @@ func TestTreeWithoutDecompressors(t *testing.T) {
 		t.Errorf("module missing from modules.dep: %v", err)
 	}
 }
+
+// A hostile root's modules.dep cannot make the init read without end.
+func TestDepmodFileBounded(t *testing.T) {
+	l := &limited{strings.NewReader(strings.Repeat("kernel/a.ko:\n", maxDepmodFile/13+10)), maxDepmodFile}
+	if _, err := ParseDepmod(l); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("a %d-byte modules.dep: %v", maxDepmodFile+130, err)
+	}
+	l = &limited{strings.NewReader("kernel/a.ko:\n"), maxDepmodFile}
+	if m, err := ParseDepmod(l); err != nil || m["a"] == nil {
+		t.Errorf("small file: %v %v", m, err)
+	}
+}

@@ -416,6 +416,29 @@ func (t *Tree) depmodInfo(name, rel string) (ModInfo, error) {
 	return *mi, nil
 }
 
+// maxDepmodFile bounds what is read of each of depmod's files: the init
+// reads them from a root it does not trust. Debian's largest,
+// modules.alias, is about 1.5 MB.
+const maxDepmodFile = 32 << 20
+
+// limited reads r, failing past maxDepmodFile bytes.
+type limited struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, fmt.Errorf("more than %d bytes, more than depmod writes", maxDepmodFile)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
 // readDepmod reads modules.dep (required), modules.softdep and
 // modules.alias (optional) of a module tree folder, by module name.
 func readDepmod(dir string) (map[string]*ModInfo, error) {
@@ -424,7 +447,7 @@ func readDepmod(dir string) (map[string]*ModInfo, error) {
 		return nil, err
 	}
 	defer dep.Close()
-	m, err := ParseDepmod(dep)
+	m, err := ParseDepmod(&limited{dep, maxDepmodFile})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dep.Name(), err)
 	}
@@ -436,7 +459,7 @@ func readDepmod(dir string) (map[string]*ModInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = ParseDepmodExtra(r, m)
+		err = ParseDepmodExtra(&limited{r, maxDepmodFile}, m)
 		r.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
@@ -459,6 +482,9 @@ func ParseDepmod(r io.Reader) (map[string]*ModInfo, error) {
 		file, deps, ok := strings.Cut(line, ":")
 		name := NameFromPath(file)
 		if !ok || name == "" {
+			if err := sc.Err(); err != nil {
+				return nil, err // a line cut short by a failed read
+			}
 			return nil, fmt.Errorf("line %d: %q is not \"MODULE-FILE: DEPENDENCIES\"", n, line)
 		}
 		mi := &ModInfo{Name: name}
