@@ -63,10 +63,11 @@ type Options struct {
 	KernelVersion string
 	// Output is the file to write.
 	Output string
-	// Compression is "gzip", "xz", "zstd" or "none"; "" picks gzip, or
-	// when the kernel's configuration (boot/config-VERSION) lacks
-	// CONFIG_RD_GZIP the first of zstd, xz it has. A compression the
-	// configuration says the kernel cannot unpack is refused.
+	// Compression is "gzip", "xz", "zstd" or "none"; "" picks, of those
+	// the kernel's configuration (boot/config-VERSION, CONFIG_RD_*) says
+	// it unpacks, zstd on amd64 boards and gzip on the others (then the
+	// other one, then xz); without a configuration, gzip. A compression
+	// the configuration says the kernel cannot unpack is refused.
 	Compression string
 	// InitBinary, if set, is a prebuilt init to use. Else the init
 	// shipped for the board's architecture in InitDir is used, and only
@@ -227,7 +228,7 @@ func Build(o Options) (*Result, error) {
 	// (compress.go).
 	cfg, cfgErr := kernelpkg.ReadConfig(root, tree.Version)
 	asked := o.Compression
-	if o.Compression, err = chooseCompression(asked, tree.Version, cfg, cfgErr); err != nil {
+	if o.Compression, err = chooseCompression(asked, o.Board.GOARCH, tree.Version, cfg, cfgErr); err != nil {
 		return nil, err
 	}
 	if asked == "" {
