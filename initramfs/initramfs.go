@@ -3,7 +3,8 @@
 // program by the package, or cross-compiled from the source tree), the
 // kernel modules the board lists with their dependencies in load order,
 // and the /dev/console node, packed as a reproducible newc cpio archive
-// compressed with gzip (default), xz or zstd.
+// compressed with gzip, xz or zstd (by default what the kernel unpacks
+// best: see chooseCompression).
 //
 // The same inputs give the same bytes: entries are sorted, owned by
 // root, stamped with SourceDateEpoch, numbered in order, and the
