@@ -51,7 +51,7 @@ FUZZ_TARGETS = \
 	pkg/cmdline:FuzzParse pkg/fstab:FuzzRewrite \
 	pkg/blockdev:FuzzProbeFS pkg/blockdev:FuzzPartitions pkg/blockdev:FuzzResolve pkg/blockdev:FuzzUnescapeUdev \
 	pkg/ubootenv:FuzzDecode pkg/ubootenv:FuzzDecodeRaw pkg/ubootenv:FuzzParseConfig pkg/ubootenv:FuzzParseText \
-	pkg/uimage:FuzzDecode pkg/grubenv:FuzzParse
+	pkg/uimage:FuzzDecode pkg/grubenv:FuzzParse pkg/kmod:FuzzModinfo internal/smalljson:FuzzUnmarshal
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -3,7 +3,8 @@
 // program by the package, or cross-compiled from the source tree), the
 // kernel modules the board lists with their dependencies in load order,
 // and the /dev/console node, packed as a reproducible newc cpio archive
-// compressed with gzip (default), xz or zstd.
+// compressed with gzip, xz or zstd (by default what the kernel unpacks
+// best: see chooseCompression).
 //
 // The same inputs give the same bytes: entries are sorted, owned by
 // root, stamped with SourceDateEpoch, numbered in order, and the
@@ -28,6 +29,7 @@ import (
 	"github.com/ofsroot/ofsroot/board"
 	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 	"github.com/ofsroot/ofsroot/pkg/kmod"
+	"github.com/ofsroot/ofsroot/pkg/kmod/compressed"
 	"github.com/ofsroot/ofsroot/pkg/kmod/modload"
 	"github.com/ofsroot/ofsroot/pkg/version"
 )
@@ -38,6 +40,10 @@ const ModulePath = "github.com/ofsroot/ofsroot"
 
 // BuildInfoFile is where the archive records how it was built.
 const BuildInfoFile = "/etc/ofsroot/build.json"
+
+// The builder reads a distribution's compressed modules itself (the
+// init leaves that to the kernel).
+func init() { kmod.SetDecompressors(compressed.Decompressors) }
 
 // Dirs are the folders every initramfs has, beside those holding
 // modules: the mount points the init uses and the API file systems.
@@ -58,7 +64,11 @@ type Options struct {
 	KernelVersion string
 	// Output is the file to write.
 	Output string
-	// Compression is "gzip" (default), "xz", "zstd" or "none".
+	// Compression is "gzip", "xz", "zstd" or "none"; "" picks, of those
+	// the kernel's configuration (boot/config-VERSION, CONFIG_RD_*) says
+	// it unpacks, zstd on amd64 boards and gzip on the others (then the
+	// other one, then xz); without a configuration, gzip. A compression
+	// the configuration says the kernel cannot unpack is refused.
 	Compression string
 	// InitBinary, if set, is a prebuilt init to use. Else the init
 	// shipped for the board's architecture in InitDir is used, and only
@@ -172,12 +182,9 @@ type BuildModule struct {
 // temporary file; writes o.Output through a
 // temporary file in the same folder, renamed into place at the end.
 func Build(o Options) (*Result, error) {
-	if o.Compression == "" {
-		o.Compression = "gzip"
-	}
-	comp, ok := compressors[o.Compression]
+	_, ok := compressors[o.Compression]
 	switch {
-	case !ok:
+	case o.Compression != "" && !ok:
 		return nil, fmt.Errorf("unknown compression %q (known: %s)", o.Compression, strings.Join(Compressions, ", "))
 	case o.Board.Name == "":
 		return nil, errors.New("no board given")
@@ -218,6 +225,17 @@ func Build(o Options) (*Result, error) {
 	case err != nil:
 		return nil, fmt.Errorf("kernel %s: %w", o.Kernel, err)
 	}
+	// The compression: what the kernel's configuration says it unpacks
+	// (compress.go).
+	cfg, cfgErr := kernelpkg.ReadConfig(root, tree.Version)
+	asked := o.Compression
+	if o.Compression, err = chooseCompression(asked, o.Board.GOARCH, tree.Version, cfg, cfgErr); err != nil {
+		return nil, err
+	}
+	if asked == "" {
+		o.Log("compression: %s (the default for kernel %s)", o.Compression, tree.Version)
+	}
+	comp := compressors[o.Compression]
 	plan, err := tree.Plan(boardModules(o)) // zram.go
 	if err != nil {
 		return nil, fmt.Errorf("board %s, kernel %s: %w", o.Board.Name, tree.Version, err)

@@ -325,7 +325,8 @@ func TestBuildQEMUx86(t *testing.T) {
 	if got := fromDir.ModuleNames; !reflect.DeepEqual(got, wantOrder[b.Name]) {
 		t.Errorf("order\n got %q\nwant %q", got, wantOrder[b.Name])
 	}
-	if fromDir.KernelVersion != debcachetest.Kernel(t, "amd64").Version || fromDir.Compression != "gzip" {
+	// Debian's kernel unpacks zstd (CONFIG_RD_ZSTD=y): amd64's default.
+	if fromDir.KernelVersion != debcachetest.Kernel(t, "amd64").Version || fromDir.Compression != "zstd" {
 		t.Errorf("result %+v", fromDir)
 	}
 	data, err := os.ReadFile(filepath.Join(out, "dir.gz"))
@@ -335,12 +336,12 @@ func TestBuildQEMUx86(t *testing.T) {
 	if int64(len(data)) != fromDir.CompressedBytes || sha256Hex(data) != fromDir.SHA256 {
 		t.Errorf("Result size/hash do not match the file")
 	}
-	archive := decompress(t, data, "gzip")
+	archive := decompress(t, data, "zstd")
 	if int64(len(archive)) != fromDir.UncompressedBytes {
 		t.Errorf("uncompressed %d bytes, Result says %d", len(archive), fromDir.UncompressedBytes)
 	}
 	checkArchive(t, archive, fromDir, b, initPath, dir, 0)
-	t.Logf("%s: %d modules, %d entries, init %d, modules %d, cpio %d, gzip %d bytes",
+	t.Logf("%s: %d modules, %d entries, init %d, modules %d, cpio %d, zstd %d bytes",
 		b.Name, len(fromDir.Modules), fromDir.Entries, fromDir.InitBytes, fromDir.ModuleBytes, fromDir.UncompressedBytes, fromDir.CompressedBytes)
 
 	// No temporary files are left beside the outputs.
@@ -563,7 +564,7 @@ func TestWithoutModules(t *testing.T) {
 		t.Errorf("omitted %q, modules %q, warnings %q", res.Omitted, res.ModuleNames, res.Warnings)
 	}
 	data, _ := os.ReadFile(out)
-	archive := decompress(t, data, "gzip")
+	archive := decompress(t, data, res.Compression) // zstd: amd64's default
 	checkArchive(t, archive, res, b, initPath, dir, 0)
 	if bytes.Contains(archive, []byte("overlay.ko")) {
 		t.Error("overlay.ko is still in the archive")
@@ -799,6 +800,33 @@ func TestInstalledKernel(t *testing.T) {
 	res, err := Build(Options{Board: b, Kernel: root, KernelVersion: versions[0], Output: out, InitBinary: standin(t, "amd64")})
 	if err != nil || res.KernelVersion != versions[0] {
 		t.Fatalf("KernelVersion %s: %v", versions[0], err)
+	}
+	// The compression follows /boot/config-VERSION: none there, gzip;
+	// a kernel without CONFIG_RD_GZIP gets zstd and refuses gzip; one
+	// without CONFIG_RD_ZSTD gets gzip (on amd64, where zstd comes
+	// first) and refuses zstd.
+	if res.Compression != "gzip" {
+		t.Errorf("no /boot/config: compression %s, want gzip", res.Compression)
+	}
+	os.MkdirAll(filepath.Join(root, "boot"), 0o755)
+	cfg := filepath.Join(root, "boot", "config-"+versions[0])
+	os.WriteFile(cfg, []byte("# CONFIG_RD_GZIP is not set\nCONFIG_RD_ZSTD=y\n"), 0o644)
+	o := Options{Board: b, Kernel: root, KernelVersion: versions[0], Output: out, InitBinary: standin(t, "amd64")}
+	if res, err := Build(o); err != nil || res.Compression != "zstd" {
+		t.Errorf("kernel without RD_GZIP: %+v, %v", res, err)
+	}
+	o.Compression = "gzip"
+	if _, err := Build(o); err == nil || !strings.Contains(err.Error(), "cannot unpack a gzip initramfs") {
+		t.Errorf("gzip for a kernel without RD_GZIP: %v", err)
+	}
+	os.WriteFile(cfg, []byte("CONFIG_RD_GZIP=y\n# CONFIG_RD_ZSTD is not set\n"), 0o644)
+	o.Compression = ""
+	if res, err := Build(o); err != nil || res.Compression != "gzip" {
+		t.Errorf("amd64 kernel without RD_ZSTD: %+v, %v", res, err)
+	}
+	o.Compression = "zstd"
+	if _, err := Build(o); err == nil || !strings.Contains(err.Error(), "cannot unpack a zstd initramfs") {
+		t.Errorf("zstd for a kernel without RD_ZSTD: %v", err)
 	}
 	if _, err := Build(Options{Board: b, Kernel: root, KernelVersion: "9.9.9-nope", Output: out, InitBinary: standin(t, "amd64")}); err == nil || !strings.Contains(err.Error(), "9.9.9-nope") {
 		t.Errorf("a kernel that is not installed: %v", err)

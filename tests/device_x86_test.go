@@ -201,7 +201,8 @@ say() { echo "OFSFLOW $*"; }
 initrd_of() {
 	f=/boot/initrd.img-$1
 	[ -e "$f" ] || { echo missing; return; }
-	info=$(zcat "$f" 2>/dev/null | cpio -i --quiet --to-stdout etc/ofsroot/build.json 2>/dev/null | tr -d '\n')
+	# zstd is ofsroot's default on amd64; zcat for gzip ones (and where zstd is not installed).
+	info=$( (zstd -dcq "$f" 2>/dev/null || zcat "$f" 2>/dev/null) | cpio -i --quiet --to-stdout etc/ofsroot/build.json 2>/dev/null | tr -d '\n')
 	if [ -n "$info" ]; then
 		echo "ofsroot $info"
 	elif lsinitramfs "$f" 2>/dev/null | grep -qx 'scripts/local'; then

@@ -27,7 +27,7 @@ func addBuildFlags(fs *flag.FlagSet, boardHelp, outputHelp string) *buildFlags {
 		board:    fs.String("board", "", boardHelp),
 		kernel:   fs.String("kernel", "", "the kernel: a Debian linux-image `DEB`, or the DIR that dpkg -x made of one, or a root DIR with installed kernels (with --kernel-version)"),
 		output:   fs.String("output", "", outputHelp),
-		compress: fs.String("compress", "gzip", "`METHOD` of compression of the initramfs: "+strings.Join(initramfs.Compressions, ", ")),
+		compress: fs.String("compress", "", "`METHOD` of compression of the initramfs: "+strings.Join(initramfs.Compressions, ", ")+" (default, of what the kernel's boot/config-VERSION says it unpacks: zstd on amd64, gzip on the other boards; one the kernel cannot unpack is refused)"),
 		init:     fs.String("init", "", "`PREBUILT` init binary (static, for the board's architecture); default: the init the package ships in ../lib/ofsroot beside this program, else go build ./cmd/init of the source tree"),
 	}
 }

@@ -99,6 +99,9 @@ func runInitramfs(args []string, stdout, stderr io.Writer) error {
 }
 
 func initramfsKnownCompression(c string) bool {
+	if c == "" {
+		return true // the builder's default for the kernel
+	}
 	for _, k := range initramfs.Compressions {
 		if c == k {
 			return true

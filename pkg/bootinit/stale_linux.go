@@ -3,8 +3,6 @@ package bootinit
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -21,10 +19,6 @@ import (
 // mounted read-only by then, usually has the running kernel's modules:
 // overlayFromRoot loads overlay (and what it needs) from there, so the
 // root stays protected; if it cannot, the caller fails closed as always.
-
-// staleModuleDir is where the modules read from the real root are put
-// (in the initramfs, so in RAM) before loading.
-const staleModuleDir = "/lib/modules/from-root"
 
 // kernelRelease returns uname -r, "" if it cannot be read.
 func kernelRelease() string {
@@ -49,7 +43,7 @@ func (b *boot) overlayFromRoot() bool {
 		b.status.Modules = append(b.status.Modules, bootstatus.Module{Name: m, Result: "loaded from the real root"})
 	}
 	if err != nil {
-		b.log.Errorf("the initramfs has no overlay module for kernel %s, and loading it from the real root failed: %v", release, err)
+		b.log.Errorf("the initramfs has no overlay module for kernel %s, and loading it from the real root failed: %v. Rebuild the initramfs for this kernel (update-initramfs -u, or ofsroot initramfs --kernel-version %s)", release, err, release)
 		return false
 	}
 	msg := fmt.Sprintf("STALE INITRAMFS: it has no overlay module for the running kernel %s; loaded %s from the real root's modules (read-only) and staying protected. Rebuild the initramfs for this kernel (update-initramfs -u, or ofsroot initramfs --kernel-version %s)",
@@ -61,8 +55,11 @@ func (b *boot) overlayFromRoot() bool {
 
 // loadFromRoot resolves module name and its dependencies in the tree of
 // kernel release under root (root/lib/modules/RELEASE or
-// root/usr/lib/modules/RELEASE), copies each module, decompressed, into
-// staleModuleDir and loads it. It returns the names it loaded.
+// root/usr/lib/modules/RELEASE) and loads each module from there. A
+// compressed module (.ko.xz, .ko.zst, .ko.gz: Debian 13, Ubuntu 23.10+) goes to
+// the kernel as it is, for the kernel to decompress (the init carries no
+// decoder; see modload.LoadCompressed), and its dependencies come from
+// the root's modules.dep. It returns the names it loaded.
 func loadFromRoot(root, release, name string) ([]string, error) {
 	if release == "" {
 		return nil, errors.New("cannot tell the running kernel's release (uname)")
@@ -78,25 +75,16 @@ func loadFromRoot(root, release, name string) ([]string, error) {
 	if len(plan.Modules) == 0 {
 		return nil, fmt.Errorf("the root's module tree says %s is built into the kernel", name)
 	}
-	if err := os.MkdirAll(staleModuleDir, 0o755); err != nil {
-		return nil, err
-	}
 	var loaded []string
 	for _, m := range plan.Modules {
 		if v := strings.Fields(m.Info.Vermagic); len(v) > 0 && v[0] != release {
 			return loaded, fmt.Errorf("%s was built for kernel %s, not %s", m.File, v[0], release)
 		}
-		data, err := kmod.ReadModule(m.File)
-		if err != nil {
-			return loaded, err
+		load := modload.Load
+		if kmod.Compressed(m.File) {
+			load = modload.LoadCompressed
 		}
-		p := filepath.Join(staleModuleDir, m.Name+".ko")
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return loaded, err
-		}
-		err = modload.Load(p, "")
-		os.Remove(p)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := load(m.File, ""); err != nil && !errors.Is(err, unix.EEXIST) {
 			return loaded, err
 		}
 		loaded = append(loaded, m.Name)

@@ -1,13 +1,13 @@
 package bootinit
 
 import (
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ofsroot/ofsroot/internal/smalljson"
 	"strings"
 	"time"
 
+	"github.com/ofsroot/ofsroot/internal/sha256sum"
 	"github.com/ofsroot/ofsroot/pkg/blockdev"
 )
 
@@ -62,7 +62,7 @@ func parseLowerRecord(data []byte) (lowerRecord, error) {
 	if len(data) > maxLowerRecord {
 		return r, fmt.Errorf("%d bytes, more than a record has", len(data))
 	}
-	if err := json.Unmarshal(data, &r); err != nil {
+	if err := smalljson.Unmarshal(data, &r); err != nil {
 		return r, err
 	}
 	if r.Marker == "" {
@@ -89,14 +89,13 @@ func lowerMarker(buildID, osRelease []byte) string {
 	if id := cleanBuildID(buildID); id != "" {
 		return "build-id:" + id
 	}
-	h := sha256.New()
-	if osRelease == nil {
-		h.Write([]byte("no /etc/os-release"))
-	} else {
-		h.Write([]byte("/etc/os-release\x00"))
-		h.Write(osRelease)
+	// sha256sum, not crypto/sha256, which would link Go's FIPS module
+	// into the init; the same digest.
+	sum := sha256sum.Sum([]byte("no /etc/os-release"))
+	if osRelease != nil {
+		sum = sha256sum.Sum([]byte("/etc/os-release\x00"), osRelease)
 	}
-	return fmt.Sprintf("os-release:sha256:%x", h.Sum(nil))
+	return fmt.Sprintf("os-release:sha256:%x", sum)
 }
 
 // cleanBuildID keeps the first line of a build id file, if it is short

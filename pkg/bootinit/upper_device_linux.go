@@ -1,9 +1,9 @@
 package bootinit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ofsroot/ofsroot/internal/smalljson"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,7 +227,7 @@ func (b *boot) bindLayer() error {
 	if err := mkdirs(l.dir+"/upper", l.dir+"/work"); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(want, "", "  ")
+	data, err := smalljson.MarshalIndent(want, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package bootinit
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +35,29 @@ func TestLowerMarker(t *testing.T) {
 	none, empty := lowerMarker(nil, nil), lowerMarker(nil, []byte{})
 	if a == b || none == empty || a != lowerMarker(nil, osr) {
 		t.Errorf("markers: %s %s %s %s", a, b, none, empty)
+	}
+}
+
+// Persistent layers made before the init computed SHA-256 itself
+// recorded markers made with crypto/sha256: they must still match.
+func TestLowerMarkerAsRecorded(t *testing.T) {
+	old := func(osRelease []byte) string {
+		h := sha256.New()
+		if osRelease == nil {
+			h.Write([]byte("no /etc/os-release"))
+		} else {
+			h.Write([]byte("/etc/os-release\x00"))
+			h.Write(osRelease)
+		}
+		return fmt.Sprintf("os-release:sha256:%x", h.Sum(nil))
+	}
+	for _, osr := range [][]byte{nil, {}, []byte("ID=debian\nVERSION_ID=12\n"), []byte(strings.Repeat("PRETTY_NAME=\"x\"\n", 40))} {
+		if got, want := lowerMarker(nil, osr), old(osr); got != want {
+			t.Errorf("os-release %q: %s, recorded as %s", osr, got, want)
+		}
+	}
+	if got := lowerMarker(nil, nil); got != "os-release:sha256:"+fmt.Sprintf("%x", sha256.Sum256([]byte("no /etc/os-release"))) {
+		t.Errorf("no os-release: %s", got)
 	}
 }
 

@@ -8,14 +8,17 @@
 package bootstatus
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/ofsroot/ofsroot/internal/smalljson"
 	"github.com/ofsroot/ofsroot/pkg/atomicfile"
 )
+
+// maxRecord bounds what Read reads: a record is a few KiB.
+const maxRecord = 16 << 20
 
 // Path is where the init writes the status on the booted system.
 const Path = "/run/ofsroot/status.json"
@@ -221,17 +224,28 @@ type Module struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// Write encodes s to w.
+// Write encodes s to w: the bytes of encoding/json's indented encoding,
+// made by package smalljson (the init cannot afford encoding/json).
 func Write(w io.Writer, s *Status) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(s)
+	data, err := smalljson.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(data, '\n'))
+	return err
 }
 
 // Read decodes a status record.
 func Read(r io.Reader) (*Status, error) {
 	var s Status
-	if err := json.NewDecoder(r).Decode(&s); err != nil {
+	data, err := io.ReadAll(io.LimitReader(r, maxRecord+1))
+	if err == nil && len(data) > maxRecord {
+		err = fmt.Errorf("more than %d bytes", maxRecord)
+	}
+	if err == nil {
+		err = smalljson.DecodeFirst(data, &s)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reading boot status: %w", err)
 	}
 	return &s, nil

@@ -188,17 +188,21 @@ func Build(o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	compression := "gzip" // initramfs.Build's default
+	var compression string
 	if o.Initramfs != "" {
 		if err = copyFile(o.Initramfs, initrd); err == nil {
 			compression, err = sniffFile(initrd)
 		}
 	} else {
 		logf("building the initramfs for %s from %s", o.Board.Name, o.Kernel)
-		_, err = initramfs.Build(initramfs.Options{
+		var res *initramfs.Result
+		res, err = initramfs.Build(initramfs.Options{
 			Board: o.Board, Kernel: o.Kernel, Output: initrd, InitBinary: o.InitBinary,
 			SourceDateEpoch: o.SourceDateEpoch, Log: o.Log,
 		})
+		if err == nil {
+			compression = res.Compression // the builder's choice for this kernel
+		}
 	}
 	if err != nil {
 		return nil, err

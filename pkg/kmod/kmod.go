@@ -15,16 +15,12 @@ package kmod
 
 import (
 	"bytes"
-	"compress/gzip"
-	"debug/elf"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"strings"
-
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // Suffixes are the file name endings of module files, plain first.
@@ -139,38 +135,58 @@ func ParseSoftdep(value string) (pre, post, ignored []string) {
 	return pre, post, ignored
 }
 
+// decompressors read compressed module files, by file suffix (".xz",
+// ".zst", ".gz"): each takes the compressed file and gives the module's
+// plain bytes. See SetDecompressors.
+var decompressors map[string]func(io.Reader) (io.ReadCloser, error)
+
+// SetDecompressors makes ReadModule and ReadModInfo read module files
+// whose names end in one of the map's suffixes (".xz") with its function.
+// Package kmod carries none, so that the init, which leaves decompression
+// to the kernel, links no decoder: the host's builder calls
+// SetDecompressors(compressed.Decompressors) (package
+// github.com/ofsroot/ofsroot/pkg/kmod/compressed: gzip, xz and zstd).
+// Call it before reading any module.
+func SetDecompressors(m map[string]func(io.Reader) (io.ReadCloser, error)) { decompressors = m }
+
+// ErrCompressed is wrapped by ReadModule and ReadModInfo for a compressed
+// module file whose compression no decompressor reads (SetDecompressors).
+var ErrCompressed = errors.New("compressed module, and no decompressor for it in this program")
+
+// Compressed says whether a module file name ends in one of the
+// compressed Suffixes.
+func Compressed(file string) bool {
+	return PlainName(file) != file
+}
+
+// decompressor returns the decompressor of a compressed module file, nil
+// if there is none.
+func decompressor(file string) func(io.Reader) (io.ReadCloser, error) {
+	return decompressors[path.Ext(file)]
+}
+
 // ReadModule returns the contents of a module file, decompressed if its
-// name ends in .xz, .zst or .gz.
+// name ends in .xz, .zst or .gz (see SetDecompressors; without one the
+// error wraps ErrCompressed).
 func ReadModule(file string) ([]byte, error) {
+	if !Compressed(file) {
+		return os.ReadFile(file)
+	}
+	dec := decompressor(file)
+	if dec == nil {
+		return nil, fmt.Errorf("%s: %w", file, ErrCompressed)
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(file, ".xz"):
-		z, err := xz.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		r = z
-	case strings.HasSuffix(file, ".zst"):
-		z, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		defer z.Close()
-		r = z
-	case strings.HasSuffix(file, ".gz"):
-		z, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		defer z.Close()
-		r = z
+	z, err := dec(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	data, err := io.ReadAll(r)
+	defer z.Close()
+	data, err := io.ReadAll(z)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
@@ -178,35 +194,32 @@ func ReadModule(file string) ([]byte, error) {
 }
 
 // ReadModInfo reads the .modinfo section of a module file (compressed or
-// not). A module without the section has an empty ModInfo.
+// not: see ReadModule). A module without the section has an empty
+// ModInfo. Of a plain module, only the ELF headers, the section names and
+// .modinfo are read.
 func ReadModInfo(file string) (ModInfo, error) {
-	var ef *elf.File
-	if strings.HasSuffix(file, ".ko") {
-		// Plain modules: read only the headers and the one section.
-		f, err := elf.Open(file)
-		if err != nil {
-			return ModInfo{}, fmt.Errorf("%s: %w", file, err)
-		}
-		defer f.Close()
-		ef = f
-	} else {
-		data, err := ReadModule(file)
+	var data []byte
+	if !Compressed(file) {
+		f, err := os.Open(file)
 		if err != nil {
 			return ModInfo{}, err
 		}
-		f, err := elf.NewFile(bytes.NewReader(data))
+		defer f.Close()
+		fi, err := f.Stat()
 		if err != nil {
+			return ModInfo{}, err
+		}
+		if data, err = ModInfoSection(f, fi.Size()); err != nil {
 			return ModInfo{}, fmt.Errorf("%s: %w", file, err)
 		}
-		ef = f
-	}
-	sec := ef.Section(".modinfo")
-	if sec == nil {
-		return ModInfo{}, nil
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return ModInfo{}, fmt.Errorf("%s: .modinfo: %w", file, err)
+	} else {
+		mod, err := ReadModule(file)
+		if err != nil {
+			return ModInfo{}, err
+		}
+		if data, err = ModInfoSection(bytes.NewReader(mod), int64(len(mod))); err != nil {
+			return ModInfo{}, fmt.Errorf("%s: %w", file, err)
+		}
 	}
 	mi, err := ParseModInfo(data)
 	if err != nil {

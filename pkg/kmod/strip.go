@@ -2,7 +2,6 @@ package kmod
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,38 +46,24 @@ func StripSignature(data []byte) ([]byte, bool, error) {
 // was a .BTF section. Tracing tools then see no types for the module;
 // nothing else uses them.
 func StripBTF(data []byte) ([]byte, bool, error) {
-	f, err := elf.NewFile(bytes.NewReader(data))
+	f, err := parseELF(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return nil, false, fmt.Errorf("module ELF: %w", err)
 	}
-	defer f.Close()
-	var shoff uint64
-	var shentsize uint64
-	switch f.Class {
-	case elf.ELFCLASS64:
-		shoff = f.ByteOrder.Uint64(data[0x28:])
-		shentsize = uint64(f.ByteOrder.Uint16(data[0x3a:]))
-	case elf.ELFCLASS32:
-		shoff = uint64(f.ByteOrder.Uint32(data[0x20:]))
-		shentsize = uint64(f.ByteOrder.Uint16(data[0x2e:]))
-	default:
-		return nil, false, fmt.Errorf("module ELF: class %v", f.Class)
-	}
 	out := append([]byte(nil), data...)
 	found := false
-	for i, s := range f.Sections {
-		if s.Name != ".BTF" {
+	for _, s := range f.sections {
+		if s.name != ".BTF" {
 			continue
 		}
-		if s.Type == elf.SHT_NOBITS || s.Flags&elf.SHF_ALLOC != 0 {
-			return nil, false, fmt.Errorf("module ELF: unexpected .BTF section (type %v, flags %v)", s.Type, s.Flags)
+		if s.typ == shtNobits || s.flags&shfAlloc != 0 {
+			return nil, false, fmt.Errorf("module ELF: unexpected .BTF section (type %d, flags %#x)", s.typ, s.flags)
 		}
-		hdr := shoff + uint64(i)*shentsize
-		if hdr+4 > uint64(len(out)) || s.Offset+s.Size > uint64(len(out)) {
+		if s.offset > uint64(len(out)) || s.size > uint64(len(out))-s.offset {
 			return nil, false, errors.New("module ELF: .BTF section outside the file")
 		}
-		f.ByteOrder.PutUint32(out[hdr:], 0) // sh_name: the empty name
-		clear(out[s.Offset : s.Offset+s.Size])
+		f.order.PutUint32(out[s.hdr:], 0) // sh_name: the empty name
+		clear(out[s.offset : s.offset+s.size])
 		found = true
 	}
 	return out, found, nil

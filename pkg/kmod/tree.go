@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -86,7 +87,8 @@ type Tree struct {
 
 	mu      sync.Mutex
 	info    map[string]*ModInfo
-	aliases []aliasEntry // every module's aliases, read on first need
+	depmod  map[string]*ModInfo // what depmod's files say, read on first need
+	aliases []aliasEntry        // every module's aliases, read on first need
 	indexed bool
 }
 
@@ -268,7 +270,15 @@ func (t *Tree) ModInfo(name string) (*ModInfo, error) {
 	if !ok {
 		return nil, fmt.Errorf("no module %s in %s", name, t.Dir)
 	}
-	info, err := ReadModInfo(filepath.Join(t.Dir, filepath.FromSlash(rel)))
+	var info ModInfo
+	var err error
+	if Compressed(rel) && decompressor(rel) == nil {
+		// The init: the kernel decompresses modules, and depmod's
+		// files tell what they need.
+		info, err = t.depmodInfo(name, rel)
+	} else {
+		info, err = ReadModInfo(filepath.Join(t.Dir, filepath.FromSlash(rel)))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -381,4 +391,137 @@ func aliasMatch(pattern, name string) bool {
 	// in practice; map it out of the way to be safe.
 	ok, err := path.Match(strings.ReplaceAll(pattern, "/", "\x00"), strings.ReplaceAll(name, "/", "\x00"))
 	return err == nil && ok
+}
+
+// depmodInfo returns what depmod's files in Dir say about module name
+// (file rel): its dependencies (modules.dep), soft dependencies
+// (modules.softdep) and aliases (modules.alias). An installed system has
+// them (depmod runs when a kernel is installed); a kernel package does
+// not. The module's vermagic is left empty: the kernel checks it.
+func (t *Tree) depmodInfo(name, rel string) (ModInfo, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.depmod == nil {
+		m, err := readDepmod(t.Dir)
+		if err != nil {
+			return ModInfo{}, fmt.Errorf("%s is compressed, and this program leaves decompressing it to the kernel; its dependencies come from depmod's %s/modules.dep, which cannot be read: %w (run depmod %s on that system, or rebuild the initramfs for it)",
+				rel, t.Dir, err, t.Version)
+		}
+		t.depmod = m
+	}
+	mi, ok := t.depmod[name]
+	if !ok {
+		return ModInfo{}, fmt.Errorf("%s is compressed, and depmod's %s/modules.dep does not list it: run depmod %s on that system", rel, t.Dir, t.Version)
+	}
+	return *mi, nil
+}
+
+// maxDepmodFile bounds what is read of each of depmod's files: the init
+// reads them from a root it does not trust. Debian's largest,
+// modules.alias, is about 1.5 MB.
+const maxDepmodFile = 32 << 20
+
+// limited reads r, failing past maxDepmodFile bytes.
+type limited struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, fmt.Errorf("more than %d bytes, more than depmod writes", maxDepmodFile)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// readDepmod reads modules.dep (required), modules.softdep and
+// modules.alias (optional) of a module tree folder, by module name.
+func readDepmod(dir string) (map[string]*ModInfo, error) {
+	dep, err := os.Open(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return nil, err
+	}
+	defer dep.Close()
+	m, err := ParseDepmod(&limited{dep, maxDepmodFile})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dep.Name(), err)
+	}
+	for _, f := range []string{"modules.softdep", "modules.alias"} {
+		r, err := os.Open(filepath.Join(dir, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		err = ParseDepmodExtra(&limited{r, maxDepmodFile}, m)
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return m, nil
+}
+
+// ParseDepmod parses depmod's modules.dep: one line per module file,
+// "kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko.xz kernel/fs/jbd2/jbd2.ko.xz",
+// into each module's name and dependencies.
+func ParseDepmod(r io.Reader) (map[string]*ModInfo, error) {
+	m := map[string]*ModInfo{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		file, deps, ok := strings.Cut(line, ":")
+		name := NameFromPath(file)
+		if !ok || name == "" {
+			if err := sc.Err(); err != nil {
+				return nil, err // a line cut short by a failed read
+			}
+			return nil, fmt.Errorf("line %d: %q is not \"MODULE-FILE: DEPENDENCIES\"", n, line)
+		}
+		mi := &ModInfo{Name: name}
+		for _, d := range strings.Fields(deps) {
+			if dn := NameFromPath(d); dn != "" {
+				mi.Depends = append(mi.Depends, dn)
+			}
+		}
+		if _, dup := m[name]; !dup {
+			m[name] = mi
+		}
+	}
+	return m, sc.Err()
+}
+
+// ParseDepmodExtra adds to m what modules.softdep ("softdep MODULE pre:
+// A post: B") and modules.alias ("alias PATTERN MODULE") say; lines of
+// other kinds and about modules m lacks are passed over.
+func ParseDepmodExtra(r io.Reader, m map[string]*ModInfo) error {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 {
+			continue
+		}
+		switch f[0] {
+		case "softdep":
+			if mi := m[NormalizeName(f[1])]; mi != nil {
+				pre, post, _ := ParseSoftdep(strings.Join(f[2:], " "))
+				mi.SoftPre = append(mi.SoftPre, pre...)
+				mi.SoftPost = append(mi.SoftPost, post...)
+			}
+		case "alias":
+			if mi := m[NormalizeName(f[2])]; mi != nil {
+				mi.Aliases = append(mi.Aliases, f[1])
+			}
+		}
+	}
+	return sc.Err()
 }

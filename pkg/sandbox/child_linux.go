@@ -1,9 +1,9 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ofsroot/ofsroot/internal/smalljson"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -27,7 +27,7 @@ func RunChildIfRequested() {
 		return
 	}
 	var c Config
-	if err := json.Unmarshal([]byte(blob), &c); err != nil {
+	if err := smalljson.Unmarshal([]byte(blob), &c); err != nil {
 		fmt.Fprintf(os.Stderr, "ofsroot sandbox: bad configuration from the parent: %v\n", err)
 		os.Exit(ChildFailed)
 	}

@@ -53,8 +53,8 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"fmt"
+	"github.com/ofsroot/ofsroot/internal/smalljson"
 	"os"
 	"strings"
 	"syscall"
@@ -185,7 +185,7 @@ func Start(c Config, stdin, stdout, stderr *os.File) (*os.Process, error) {
 		c.Net = NetPrivate
 	}
 	c.WaitParent = c.Cgroup != nil
-	blob, err := json.Marshal(c)
+	blob, err := smalljson.Marshal(c)
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,26 @@ func (e *LoadError) Unwrap() error { return e.Err }
 // Side effects: the module is linked into the running kernel. Needs
 // CAP_SYS_MODULE.
 func Load(path, params string) error {
+	return load(path, params, 0)
+}
+
+// LoadCompressed loads the compressed module file path (.ko.xz, .ko.zst,
+// .ko.gz as a distribution installs them) and lets the kernel decompress
+// it: finit_module(2) with MODULE_INIT_COMPRESSED_FILE, which needs Linux
+// 5.17 or later built with CONFIG_MODULE_DECOMPRESS and that compression
+// (Debian 13's kernels are; Debian 12's and Fedora's are not). A kernel
+// that cannot refuses, and the error, which keeps its errno (EINVAL,
+// EOPNOTSUPP, ENOSYS), says so.
+//
+// Side effects: as Load.
+func LoadCompressed(path, params string) error {
+	return load(path, params, unix.MODULE_INIT_COMPRESSED_FILE)
+}
+
+// errNoDecompress explains why a kernel refused a compressed module.
+const errNoDecompress = "the kernel cannot load compressed modules itself (finit_module with MODULE_INIT_COMPRESSED_FILE needs Linux 5.17+ with CONFIG_MODULE_DECOMPRESS and this compression): give it an uncompressed module"
+
+func load(path, params string, flags int) error {
 	fail := func(op string, err error) error {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
@@ -58,9 +78,16 @@ func Load(path, params string) error {
 		return fail("open", err)
 	}
 	defer f.Close()
-	err = finitModule(int(f.Fd()), params, 0)
+	err = finitModule(int(f.Fd()), params, flags)
 	if err == nil {
 		return nil
+	}
+	if flags&unix.MODULE_INIT_COMPRESSED_FILE != 0 {
+		// init_module takes no compressed image: no fallback.
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+			err = fmt.Errorf("%w (%s)", err, errNoDecompress)
+		}
+		return fail("finit_module(MODULE_INIT_COMPRESSED_FILE)", err)
 	}
 	if !errors.Is(err, unix.ENOSYS) {
 		return fail("finit_module", err)

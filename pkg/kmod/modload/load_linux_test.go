@@ -103,3 +103,82 @@ func TestLoadRealSyscall(t *testing.T) {
 	}
 	t.Logf("kernel said: %v", err)
 }
+
+// TestLoadCompressed: a compressed module goes to finit_module with
+// MODULE_INIT_COMPRESSED_FILE; a kernel that cannot decompress refuses,
+// and the error keeps the errno, says why, and never falls back to
+// init_module (which would get compressed bytes).
+func TestLoadCompressed(t *testing.T) {
+	mod := filepath.Join(t.TempDir(), "overlay.ko.xz")
+	os.WriteFile(mod, []byte("\xfd7zXZ\x00 compressed module"), 0o644)
+	for _, tc := range []struct {
+		name     string
+		finitErr error
+		hint     bool
+	}{
+		{"the kernel decompresses", nil, false},
+		{"no CONFIG_MODULE_DECOMPRESS", unix.EOPNOTSUPP, true},
+		{"kernel before 5.17, or a bad stream", unix.EINVAL, true},
+		{"no finit_module", unix.ENOSYS, true},
+		{"already loaded", unix.EEXIST, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gotFlags int
+			fakeSyscalls(t,
+				func(fd int, params string, flags int) error { gotFlags = flags; return tc.finitErr },
+				func(data []byte, params string) error {
+					t.Errorf("init_module called with %d compressed bytes", len(data))
+					return nil
+				})
+			err := LoadCompressed(mod, "")
+			if gotFlags != unix.MODULE_INIT_COMPRESSED_FILE {
+				t.Errorf("finit_module flags %#x, want MODULE_INIT_COMPRESSED_FILE", gotFlags)
+			}
+			if !errors.Is(err, tc.finitErr) || (err == nil) != (tc.finitErr == nil) {
+				t.Fatalf("LoadCompressed: %v, want %v", err, tc.finitErr)
+			}
+			if err == nil {
+				return
+			}
+			var le *LoadError
+			if !errors.As(err, &le) || le.Module != "overlay" || le.Path != mod {
+				t.Errorf("error %#v", err)
+			}
+			if got := strings.Contains(err.Error(), "CONFIG_MODULE_DECOMPRESS"); got != tc.hint {
+				t.Errorf("message %q: hint %v, want %v", err, got, tc.hint)
+			}
+		})
+	}
+	// Plain Load passes no flag.
+	var flags = -1
+	fakeSyscalls(t, func(fd int, params string, f int) error { flags = f; return nil }, nil)
+	Load(mod, "")
+	if flags != 0 {
+		t.Errorf("Load passed flags %#x", flags)
+	}
+}
+
+// TestLoadCompressedRealSyscall hands the running kernel a compressed
+// file that is no module: it must refuse, whether or not it can
+// decompress, and the error must keep its errno.
+func TestLoadCompressedRealSyscall(t *testing.T) {
+	testenv.NeedRoot(t, "finit_module needs CAP_SYS_MODULE")
+	p := filepath.Join(t.TempDir(), "not-a-module.ko.xz")
+	os.WriteFile(p, []byte("\xfd7zXZ\x00\x00\x01 not an xz stream"), 0o644)
+	err := LoadCompressed(p, "")
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		t.Fatalf("LoadCompressed of a non-module: %v (%T)", err, err)
+	}
+	t.Logf("kernel said: %v", err)
+}
+
+func TestNameFromPathCompressed(t *testing.T) {
+	for in, want := range map[string]string{
+		"/x/overlay.ko": "overlay", "/x/crc32c-intel.ko.xz": "crc32c_intel", "a.ko.zst": "a", "/b/sdhci-pltfm.ko.gz": "sdhci_pltfm",
+	} {
+		if got := NameFromPath(in); got != want {
+			t.Errorf("NameFromPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -55,10 +55,15 @@ func (e Entry) WantedFor(fstype string) bool {
 // Name returns the module name of the entry, e.g. "ext4".
 func (e Entry) Name() string { return NameFromPath(e.Path) }
 
-// NameFromPath returns the module name of an uncompressed module file:
-// ".../crc32c-intel.ko" is crc32c_intel.
+// NameFromPath returns the module name of a module file:
+// ".../crc32c-intel.ko" (or .ko.xz, .ko.zst, .ko.gz) is crc32c_intel.
 func NameFromPath(p string) string {
 	base := p[strings.LastIndex(p, "/")+1:]
+	for _, z := range []string{".xz", ".zst", ".gz"} {
+		if b, ok := strings.CutSuffix(base, ".ko"+z); ok {
+			base = b
+		}
+	}
 	return strings.ReplaceAll(strings.TrimSuffix(base, ".ko"), "-", "_")
 }
 
