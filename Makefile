@@ -62,13 +62,17 @@ fuzz:
 
 ## bench: the initramfs stage (Run /init to the real init) of ofsroot, Debian's
 ## initramfs-tools + overlayroot and the bare kernel, interleaved boots
-## (figures, no pass/fail); draws docs/bench-BOARD.svg. BENCH_FLAGS adds
-## e.g. --variants strip or --extra "before=OLD.img".
+## (figures, no pass/fail), on the guest's clock (draws docs/bench-BOARD.svg)
+## and on QEMU's instruction clock (--icount: load-independent, so fewer
+## boots). BENCH_FLAGS adds e.g. --variants naive,strip or --extra "before=OLD.img".
 BENCH_BOOTS ?= 10
+BENCH_ICOUNT_BOOTS ?= 3
 BENCH_FLAGS ?=
 bench: setup
 	$(GO) run ./cmd/ofsroot bench --boards qemu-x86_64 --peers --boots $(BENCH_BOOTS) $(BENCH_FLAGS) --svg docs/bench-qemu-x86_64.svg
+	$(GO) run ./cmd/ofsroot bench --boards qemu-x86_64 --peers --icount --boots $(BENCH_ICOUNT_BOOTS) $(BENCH_FLAGS)
 	$(GO) run ./cmd/ofsroot bench --boards sabrelite --boots $(BENCH_BOOTS) $(BENCH_FLAGS) --svg docs/bench-sabrelite.svg
+	$(GO) run ./cmd/ofsroot bench --boards sabrelite --icount --boots $(BENCH_ICOUNT_BOOTS) $(BENCH_FLAGS)
 
 ## initramfs: build out/initramfs-$(BOARD).img from the cached Debian kernel.
 initramfs:

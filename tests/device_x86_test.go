@@ -31,8 +31,9 @@ const deviceRootUUID = "5eed0086-0000-4000-8000-00000000f10e"
 
 // devicePackages are the Debian packages of the device's root, beyond
 // minbase: systemd as init (with udev and dbus, as a stock install),
-// GRUB for BIOS PCs, and Debian's own initramfs generator.
-var devicePackages = []string{"dbus", "grub-pc", "initramfs-tools", "linux-base", "systemd-sysv", "udev"}
+// GRUB for BIOS PCs, Debian's own initramfs generator, and zstd, which
+// the steps use to read ofsroot's initramfs (zstd on amd64).
+var devicePackages = []string{"dbus", "grub-pc", "initramfs-tools", "linux-base", "systemd-sysv", "udev", "zstd"}
 
 // TestDeviceX86 is the package's life on an x86 PC, as a user lives it:
 // a Debian bookworm root with systemd, Debian's kernel package (the one
