@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 )
@@ -170,13 +169,13 @@ func decompressor(file string) func(io.Reader) (io.ReadCloser, error) {
 // error wraps ErrCompressed).
 func ReadModule(file string) ([]byte, error) {
 	if !Compressed(file) {
-		return os.ReadFile(file)
+		return readFile(file, maxModuleFile)
 	}
 	dec := decompressor(file)
 	if dec == nil {
 		return nil, fmt.Errorf("%s: %w", file, ErrCompressed)
 	}
-	f, err := os.Open(file)
+	f, err := openFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -186,9 +185,12 @@ func ReadModule(file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	defer z.Close()
-	data, err := io.ReadAll(z)
+	data, err := io.ReadAll(io.LimitReader(z, maxModuleFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(data) > maxModuleFile {
+		return nil, fmt.Errorf("%s: more than %d bytes decompressed: refused", file, maxModuleFile)
 	}
 	return data, nil
 }
@@ -200,7 +202,7 @@ func ReadModule(file string) ([]byte, error) {
 func ReadModInfo(file string) (ModInfo, error) {
 	var data []byte
 	if !Compressed(file) {
-		f, err := os.Open(file)
+		f, err := openFile(file)
 		if err != nil {
 			return ModInfo{}, err
 		}

@@ -188,7 +188,7 @@ func openDir(dir string) (*Tree, error) {
 	}); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "modules.builtin.modinfo"))
+	data, err := readFile(filepath.Join(dir, "modules.builtin.modinfo"), maxDepmodFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -218,7 +218,7 @@ func searchRank(rel string) int {
 
 // readLines calls fn for each non-empty line of an optional file in Dir.
 func (t *Tree) readLines(name string, fn func(int, string)) error {
-	f, err := os.Open(filepath.Join(t.Dir, name))
+	f, err := openFile(filepath.Join(t.Dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -226,7 +226,7 @@ func (t *Tree) readLines(name string, fn func(int, string)) error {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(&limited{f, maxDepmodFile})
 	for i := 0; sc.Scan(); i++ {
 		if line := strings.TrimSpace(sc.Text()); line != "" {
 			fn(i, line)
@@ -421,6 +421,10 @@ func (t *Tree) depmodInfo(name, rel string) (ModInfo, error) {
 // modules.alias, is about 1.5 MB.
 const maxDepmodFile = 32 << 20
 
+// maxModuleFile bounds a module file read whole (ReadModule): Debian's
+// largest (amdgpu) is under 20 MB uncompressed.
+const maxModuleFile = 256 << 20
+
 // limited reads r, failing past maxDepmodFile bytes.
 type limited struct {
 	r    io.Reader
@@ -442,7 +446,7 @@ func (l *limited) Read(p []byte) (int, error) {
 // readDepmod reads modules.dep (required), modules.softdep and
 // modules.alias (optional) of a module tree folder, by module name.
 func readDepmod(dir string) (map[string]*ModInfo, error) {
-	dep, err := os.Open(filepath.Join(dir, "modules.dep"))
+	dep, err := openFile(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +456,7 @@ func readDepmod(dir string) (map[string]*ModInfo, error) {
 		return nil, fmt.Errorf("%s: %w", dep.Name(), err)
 	}
 	for _, f := range []string{"modules.softdep", "modules.alias"} {
-		r, err := os.Open(filepath.Join(dir, f))
+		r, err := openFile(filepath.Join(dir, f))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

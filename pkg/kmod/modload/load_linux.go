@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/rootfile"
 )
 
 // The module syscalls, as variables so that tests can stand in for them.
@@ -73,7 +75,10 @@ func load(path, params string, flags int) error {
 		}
 		return &LoadError{Module: NameFromPath(path), Path: path, Params: params, Op: op, Err: err}
 	}
-	f, err := os.Open(path)
+	// Only a regular file is opened for reading (a module of a hostile
+	// root may be a FIFO, which would block PID 1 for ever, or a device
+	// node): see package rootfile.
+	f, err := rootfile.Open("/", path)
 	if err != nil {
 		return fail("open", err)
 	}

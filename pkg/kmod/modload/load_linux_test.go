@@ -7,9 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ofsroot/ofsroot/pkg/rootfile"
 )
 
 // fakeSyscalls replaces the module syscalls for one test.
@@ -180,5 +184,32 @@ func TestNameFromPathCompressed(t *testing.T) {
 		if got := NameFromPath(in); got != want {
 			t.Errorf("NameFromPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestLoadRefusesFIFO: a module path that names a FIFO (a hostile root's,
+// in the stale-initramfs fallback) is refused without being opened for
+// reading, which would block until a writer came: for ever, in PID 1.
+func TestLoadRefusesFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "overlay.ko")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	saved := finitModule
+	finitModule = func(int, string, int) error { called = true; return nil }
+	t.Cleanup(func() { finitModule = saved })
+	done := make(chan error, 1)
+	go func() { done <- Load(p, "") }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, rootfile.ErrNotRegular) || called {
+			t.Errorf("Load of a FIFO: %v (finit_module called: %v), want ErrNotRegular", err, called)
+		}
+	case <-time.After(30 * time.Second):
+		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("Load of a FIFO hung")
 	}
 }
