@@ -339,7 +339,7 @@ func TestHostileSandboxFiles(t *testing.T) {
 				// sandbox has started.
 				initrdPath, _ := l.initrd(t, variant{apparmor: true})
 				_, root := l.setup.DefaultRoot()
-				run := bootUntil(t, l.setup, bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: append([]string{root}, words...)}, "PID 1 of new namespaces")
+				run := bootUntil(t, l.setup, bootlab.RunSpec{Initrd: initrdPath, Image: img, Append: append([]string{root}, words...)}, "ofsroot: sandbox: starting ")
 				assertLine(t, run.Console, "ofsroot: ", "sandbox: starting /sbin/init", "(hostname sandbox,")
 				assertNot(t, run.Console, "Kernel panic", "a kernel panic")
 				assertImageUnchanged(t, run)
