@@ -49,7 +49,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&extra, "extra", "another initramfs to boot, NAME=FILE (e.g. an older ofsroot build); repeatable; it gets ofsroot's command line")
 	keep := fs.Bool("keep", false, "keep the work folder (console logs)")
 	cpu := fs.String("cpu", "", "QEMU CPU model for every boot (-cpu), e.g. max on qemu-x86_64: TCG then offers SSSE3 and AVX2, as a real PC has (the default model has neither)")
-	icount := fs.Bool("icount", false, "time by QEMU's instruction clock (-icount shift=0,sleep=off: 1 ns per guest instruction) instead of the host's: figures that do not stretch with the host's load, without TCG's translation cost; see the README")
+	icount := fs.Bool("icount", false, "time by QEMU's instruction clock (-icount shift=0,sleep=off: 1 ns per guest instruction) instead of the host's: figures that stretch far less with the host's load, without TCG's translation cost; see the README")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

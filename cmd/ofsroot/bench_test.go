@@ -9,12 +9,14 @@ import (
 )
 
 // TestBenchInstructionClock boots the benchmark on QEMU's instruction
-// clock: two boots of the same initramfs then take about the same guest
-// time whatever the host's load (within 10%: a disk read still completes
-// at the host's pace, and the idle guest's clock jumps to its next timer;
-// under the host's clock two boots here differ by 10 to 300%), and the
-// kernel-only floor, which runs no init of its own, takes almost none
-// of it.
+// clock. What tells it from the guest's own clock: the kernel-only floor,
+// whose /init is the marker itself, takes 0.08 to 0.19 s on the guest's
+// clock here (QEMU translating the marker's code as it first runs) and
+// about 1 ms of instructions; ofsroot's stage, module loading, stays
+// far above it. (Two boots are not compared with each other: a virtio
+// disk read completes at the host's pace, and the idle guest's clock
+// then jumps to its next timer, so a loaded host still moves x86 stages
+// by up to 20%.)
 func TestBenchInstructionClock(t *testing.T) {
 	testenv.SkipIfShort(t, "two QEMU boots of each variant")
 	code, stdout, stderr := runCLI("bench", "--boards", "qemu-x86_64", "--boots", "2", "--icount")
@@ -24,12 +26,9 @@ func TestBenchInstructionClock(t *testing.T) {
 	if !strings.Contains(stdout, "on the instruction clock (-icount shift=0,sleep=off") {
 		t.Errorf("the header does not name the clock:\n%s", stdout)
 	}
-	lo, hi := stageRange(t, stdout, "ofsroot ")
-	if lo <= 0 || (hi-lo)/lo > 0.10 {
-		t.Errorf("ofsroot's two boots took %.3f and %.3f s on the instruction clock: not the same work?\n%s", lo, hi, stdout)
-	}
-	if _, floor := stageRange(t, stdout, "kernel only "); floor > lo/10 {
-		t.Errorf("the floor took %.3f s, ofsroot %.3f s\n%s", floor, lo, stdout)
+	lo, _ := stageRange(t, stdout, "ofsroot ")
+	if _, floor := stageRange(t, stdout, "kernel only "); floor > 0.01 || lo < 0.1 {
+		t.Errorf("the floor took up to %.3f s and ofsroot at least %.3f s: not the instruction clock?\n%s", floor, lo, stdout)
 	}
 }
 

@@ -48,8 +48,10 @@ type Bench struct {
 // ICount are the QEMU arguments of the instruction clock: the guest's
 // clock advances 1 ns per guest instruction executed, and jumps over its
 // idle time to the next timer (sleep=off), instead of following the
-// host's. A stage is then what the guest executed: it does not stretch
-// with the host's load, and it leaves out TCG's cost of translating code
+// host's. A stage is then what the guest executed: it stretches far less
+// with the host's load (a disk read still completes at the host's pace,
+// and the waiting guest's clock jumps to its next timer), and it leaves
+// out TCG's cost of translating code
 // the first time it runs, which a real CPU does not pay (a Go init, whose
 // code mostly runs once, pays it on every line). What it does not model:
 // a real CPU's speed (1 instruction per ns is a round figure, not a
