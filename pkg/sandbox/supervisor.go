@@ -156,7 +156,10 @@ func WaitPID(pid int) (unix.WaitStatus, error) {
 }
 
 // ReapAll waits for pid and reaps every other child that ends meanwhile
-// (orphans re-parented to PID 1), as an init must.
+// (orphans re-parented to PID 1), as an init must. Children that had
+// already ended when pid did are reaped too before it returns: the
+// kernel's wait4(-1) looks at the calling thread's children first, so
+// pid may be found before an older zombie forked from another thread.
 func ReapAll(pid int) (unix.WaitStatus, error) {
 	for {
 		var ws unix.WaitStatus
@@ -168,7 +171,22 @@ func ReapAll(pid int) (unix.WaitStatus, error) {
 			return ws, err
 		}
 		if got == pid {
+			reapEnded()
 			return ws, nil
+		}
+	}
+}
+
+// reapEnded reaps every child that has ended, without waiting for any.
+func reapEnded() {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || got <= 0 {
+			return
 		}
 	}
 }
