@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/internal/sourcetree"
 	"github.com/ofsroot/ofsroot/pkg/version"
 )
 
@@ -59,9 +60,9 @@ func initBinary(o Options) ([]byte, error) {
 		}
 		src = wd
 	}
-	root, err := FindModuleRoot(src)
+	root, err := sourcetree.Find(src)
 	if err != nil {
-		return nil, fmt.Errorf("no init for %s: %s does not exist (the ofsroot package ships one per architecture there), and %w", o.Board.Name, shipped, err)
+		return nil, fmt.Errorf("no init for %s: %s does not exist (the ofsroot package ships one per architecture there), and %w: run from the ofsroot source tree, or pass a prebuilt init with --init", o.Board.Name, shipped, err)
 	}
 	tmp, err := os.MkdirTemp("", "ofsroot-init-")
 	if err != nil {
@@ -130,37 +131,6 @@ func GoBuildCommand(moduleRoot, pkg, out string, b board.Board) (*exec.Cmd, erro
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.GOARCH, "GOARM="+b.GOARM)
 	return cmd, nil
-}
-
-// FindModuleRoot returns dir or its nearest parent holding the go.mod
-// of ModulePath.
-func FindModuleRoot(dir string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for d := abs; ; d = filepath.Dir(d) {
-		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil && goModModule(data) == ModulePath {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	return "", fmt.Errorf("no go.mod of module %s in %s or its parents: run from the ofsroot source tree, or pass a prebuilt init with --init", ModulePath, abs)
-}
-
-// goModModule returns the module path a go.mod declares.
-func goModModule(data []byte) string {
-	for _, line := range strings.Split(string(data), "\n") {
-		line, _, _ = strings.Cut(line, "//")
-		f := strings.Fields(line)
-		if len(f) == 2 && f[0] == "module" {
-			return strings.Trim(f[1], "\"`")
-		}
-	}
-	return ""
 }
 
 // elfMachines maps GOARCH to the ELF machine of its binaries.

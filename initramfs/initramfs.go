@@ -34,10 +34,6 @@ import (
 	"github.com/ofsroot/ofsroot/pkg/version"
 )
 
-// ModulePath is the Go module whose cmd/init is built when no prebuilt
-// init is given.
-const ModulePath = "github.com/ofsroot/ofsroot"
-
 // BuildInfoFile is where the archive records how it was built.
 const BuildInfoFile = "/etc/ofsroot/build.json"
 
@@ -109,7 +105,7 @@ type Options struct {
 	// to the module order file.
 	ModuleParams map[string]string
 	// SourceDir is where the search for the ofsroot source tree (a
-	// go.mod of ModulePath here or in a parent) starts when InitBinary
+	// go.mod of sourcetree.ModulePath here or in a parent) starts when InitBinary
 	// is empty; default: the working directory.
 	SourceDir string
 	// Version is the ofsroot version recorded in build.json; default:

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/ofsroot/ofsroot/internal/sourcetree"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
 	"io"
 	"os"
@@ -714,7 +715,7 @@ func TestBuildInitFromSource(t *testing.T) {
 	src := t.TempDir()
 	os.MkdirAll(filepath.Join(src, "cmd/init"), 0o755)
 	os.MkdirAll(filepath.Join(src, "deep/sub"), 0o755)
-	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+ModulePath+" // the stand-in\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+sourcetree.ModulePath+" // the stand-in\n\ngo 1.22\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "cmd/init/main.go"), []byte("package main\n\nfunc main() { println(\"stand-in\") }\n"), 0o644)
 	var logged []string
 	res, err := Build(Options{Board: lookup(t, "qemu-arm-virt"), Kernel: dir, Output: filepath.Join(t.TempDir(), "i"),
@@ -830,35 +831,6 @@ func TestInstalledKernel(t *testing.T) {
 	}
 	if _, err := Build(Options{Board: b, Kernel: root, KernelVersion: "9.9.9-nope", Output: out, InitBinary: standin(t, "amd64")}); err == nil || !strings.Contains(err.Error(), "9.9.9-nope") {
 		t.Errorf("a kernel that is not installed: %v", err)
-	}
-}
-
-func TestFindModuleRoot(t *testing.T) {
-	src := t.TempDir()
-	os.MkdirAll(filepath.Join(src, "a/b/c"), 0o755)
-	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+ModulePath+"\n"), 0o644)
-	// A nested module of another name is passed over.
-	os.WriteFile(filepath.Join(src, "a/go.mod"), []byte("module example.com/other\n"), 0o644)
-	if got, err := FindModuleRoot(filepath.Join(src, "a/b/c")); err != nil || got != src {
-		t.Errorf("FindModuleRoot = %q, %v; want %q", got, err, src)
-	}
-	other := t.TempDir()
-	if _, err := FindModuleRoot(other); err == nil || !strings.Contains(err.Error(), "--init") {
-		t.Errorf("outside the tree: %v", err)
-	}
-	// This package's own tree is found from here.
-	if got, err := FindModuleRoot("."); err != nil || filepath.Base(got) == "initramfs" {
-		t.Errorf("own tree: %q, %v", got, err)
-	}
-	for in, want := range map[string]string{
-		"module github.com/ofsroot/ofsroot\n":                ModulePath,
-		"// c\nmodule \"github.com/ofsroot/ofsroot\" // x\n": ModulePath,
-		"module   example.com/x\ngo 1.22\n":                  "example.com/x",
-		"go 1.22\n":                                          "",
-	} {
-		if got := goModModule([]byte(in)); got != want {
-			t.Errorf("goModModule(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

@@ -130,6 +130,15 @@ func TestPackage(t *testing.T) {
 	os.RemoveAll(userCache)
 	os.Remove(filepath.Dir(userCache)) // ~/.cache, if the run made it
 
+	// The lab commands build what they boot from the source tree: from
+	// the package they refuse before any download, saying what to do.
+	for _, c := range []string{"demo", "bench"} {
+		out, err := inRootErr(root, "cd /tmp && ofsroot "+c)
+		if err == nil || !strings.Contains(out, "ofsroot's source tree") || !strings.Contains(out, "make "+c) {
+			t.Errorf("ofsroot %s from the package: %v\n%s", c, err, out)
+		}
+	}
+
 	// The kernel hooks.
 	os.Remove(initrd)
 	inRoot(t, root, fmt.Sprintf("/etc/kernel/postinst.d/ofsroot %s /boot/vmlinuz-%s", v, v))

@@ -20,7 +20,7 @@ import (
 
 func init() {
 	program.Commands["bench"] = cli.Command{
-		Summary: "time the initramfs stage (Run /init to the real init) against its peers in QEMU",
+		Summary: "time the initramfs stage (Run /init to the real init) against its peers in QEMU (in the source tree, with Go)",
 		Run:     runBench,
 	}
 }

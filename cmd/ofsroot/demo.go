@@ -22,7 +22,7 @@ import (
 
 func init() {
 	program.Commands["demo"] = cli.Command{
-		Summary: "boot a board in QEMU with the protected root and show what its init sees",
+		Summary: "boot a board in QEMU with the protected root and show what its init sees (in the source tree, with Go)",
 		Run:     runDemo,
 	}
 }

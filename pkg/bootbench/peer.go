@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/initramfs"
 	"github.com/ofsroot/ofsroot/pkg/bootlab"
 )
 
@@ -24,15 +25,17 @@ func BuildMarker(b board.Board, out string) error { return build(b, "./pkg/bootb
 // into out: the yardstick of `--variants naive`.
 func BuildNaive(b board.Board, out string) error { return build(b, "./pkg/bootbench/naive", out) }
 
-// build cross-compiles the command pkg of the source tree, static.
+// build cross-compiles the command pkg of the source tree, static (the
+// one cross-build helper, initramfs.GoBuildCommand).
 func build(b board.Board, pkg, out string) error {
 	root, err := bootlab.ModuleRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.GOARCH, "GOARM="+b.GOARM)
+	cmd, err := initramfs.GoBuildCommand(root, pkg, out, b)
+	if err != nil {
+		return err
+	}
 	if o, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s for %s: %v\n%s", pkg, b.Name, err, o)
 	}

@@ -2,7 +2,6 @@ package debcache
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/board"
+	"github.com/ofsroot/ofsroot/internal/sourcetree"
 	"github.com/ofsroot/ofsroot/pkg/kernelpkg"
 )
 
@@ -37,31 +37,12 @@ func (k Kernel) DTB(name string) (string, error) {
 	return kernelpkg.Kernel{Dir: k.Dir, Version: k.Version, Vmlinuz: k.Vmlinuz}.DTB(name)
 }
 
-// ModuleRoot returns the folder holding go.mod, walking up from the
-// working directory.
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the ofsroot source tree (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
-}
-
 // CacheDir returns the kernel cache folder: $OFSROOT_CACHE if set, else
 // .cache/ at the module root (ignored by git). It creates the folder.
 func CacheDir() (string, error) {
 	dir := os.Getenv("OFSROOT_CACHE")
 	if dir == "" {
-		root, err := ModuleRoot()
+		root, err := sourcetree.FromWorkingDir()
 		if err != nil {
 			return "", fmt.Errorf("kernel cache: %w; set OFSROOT_CACHE", err)
 		}
