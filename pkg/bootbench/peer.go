@@ -13,33 +13,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ofsroot/ofsroot/board"
-	"github.com/ofsroot/ofsroot/initramfs"
 	"github.com/ofsroot/ofsroot/pkg/bootlab"
 )
 
 // BuildMarker compiles the marker for board b into out, static and
 // cgo-free.
-func BuildMarker(b board.Board, out string) error { return build(b, "./pkg/bootbench/marker", out) }
+func BuildMarker(b board.Board, out string) error {
+	return bootlab.GoBuild(b, "./pkg/bootbench/marker", out)
+}
 
 // BuildNaive builds the naive init (package naive below) for board b
 // into out: the yardstick of `--variants naive`.
-func BuildNaive(b board.Board, out string) error { return build(b, "./pkg/bootbench/naive", out) }
-
-// build cross-compiles the command pkg of the source tree, static (the
-// one cross-build helper, initramfs.GoBuildCommand).
-func build(b board.Board, pkg, out string) error {
-	root, err := bootlab.ModuleRoot()
-	if err != nil {
-		return err
-	}
-	cmd, err := initramfs.GoBuildCommand(root, pkg, out, b)
-	if err != nil {
-		return err
-	}
-	if o, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s for %s: %v\n%s", pkg, b.Name, err, o)
-	}
-	return nil
+func BuildNaive(b board.Board, out string) error {
+	return bootlab.GoBuild(b, "./pkg/bootbench/naive", out)
 }
 
 // MarkerRoot writes the benchmark's root: an ext4 filesystem whose

@@ -46,17 +46,16 @@ const Hostname = "ofsroot-probe"
 
 // BuildProbe compiles tests/probe for board b, static and cgo-free, into
 // out.
-func BuildProbe(b board.Board, out string) error {
+func BuildProbe(b board.Board, out string) error { return GoBuild(b, "./tests/probe", out) }
+
+// GoBuild cross-compiles the command pkg of the source tree (ModuleRoot)
+// for the board into out, with the builder's own command
+// (initramfs.GoBuildCommand): static, cgo-free, stripped.
+func GoBuild(b board.Board, pkg, out string) error {
 	root, err := ModuleRoot()
 	if err != nil {
 		return err
 	}
-	return goBuild(root, b, "./tests/probe", out)
-}
-
-// goBuild cross-compiles pkg of the source tree at root for the board
-// with the builder's own command (initramfs.GoBuildCommand).
-func goBuild(root string, b board.Board, pkg, out string) error {
 	cmd, err := initramfs.GoBuildCommand(root, pkg, out, b)
 	if err != nil {
 		return err

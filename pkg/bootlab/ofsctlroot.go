@@ -18,15 +18,11 @@ const OfsctlPath = "/usr/bin/ofsctl"
 //
 // Side effects: runs go build, mkfs.ext4 and debugfs.
 func (s *Setup) OfsctlRoot(dir string) (string, error) {
-	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "ofsctl")
-	if err := goBuild(root, s.Board, "./cmd/ofsctl", bin); err != nil {
+	if err := GoBuild(s.Board, "./cmd/ofsctl", bin); err != nil {
 		return "", err
 	}
 	tree := filepath.Join(dir, "root")

@@ -156,13 +156,7 @@ func MakeBootStick(dir, out string, sizeMiB int) error {
 
 // BuildOfsctl compiles cmd/ofsctl for board b, static and cgo-free, into
 // out.
-func BuildOfsctl(b board.Board, out string) error {
-	root, err := ModuleRoot()
-	if err != nil {
-		return err
-	}
-	return goBuild(root, b, "./cmd/ofsctl", out)
-}
+func BuildOfsctl(b board.Board, out string) error { return GoBuild(b, "./cmd/ofsctl", out) }
 
 // WriteUBootRootTree is WriteRootTree plus what a U-Boot board's root
 // has for the environment: /usr/bin/ofsctl (a copy of ofsctl) and
