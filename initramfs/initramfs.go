@@ -150,16 +150,19 @@ type Result struct {
 // BuildInfo is the content of BuildInfoFile. It holds nothing that
 // changes between two builds of the same inputs.
 type BuildInfo struct {
-	Board           string        `json:"board"`
-	KernelVersion   string        `json:"kernel_version"`
-	OfsrootVersion  string        `json:"ofsroot_version"`
-	Compression     string        `json:"compression"`
-	SourceDateEpoch int64         `json:"source_date_epoch"`
-	InitSHA256      string        `json:"init_sha256"`
-	ShellSHA256     string        `json:"shell_sha256,omitempty"`
-	Modules         []BuildModule `json:"modules"`
-	Builtin         []string      `json:"builtin,omitempty"`
-	WithoutModules  []string      `json:"without_modules,omitempty"`
+	Board           string `json:"board"`
+	KernelVersion   string `json:"kernel_version"`
+	OfsrootVersion  string `json:"ofsroot_version"`
+	Compression     string `json:"compression"`
+	SourceDateEpoch int64  `json:"source_date_epoch"`
+	InitSHA256      string `json:"init_sha256"`
+	ShellSHA256     string `json:"shell_sha256,omitempty"`
+	// Zram is true when the archive carries what ofs-upper=zram needs
+	// (Options.Zram): the modules and the mke2fs.
+	Zram           bool          `json:"zram,omitempty"`
+	Modules        []BuildModule `json:"modules"`
+	Builtin        []string      `json:"builtin,omitempty"`
+	WithoutModules []string      `json:"without_modules,omitempty"`
 }
 
 // BuildModule is one module in BuildInfo.
@@ -305,6 +308,7 @@ func Build(o Options) (*Result, error) {
 		SourceDateEpoch: o.SourceDateEpoch,
 		InitSHA256:      sha256Hex(initData),
 		ShellSHA256:     res.ShellSHA256,
+		Zram:            o.Zram != "",
 		Modules:         []BuildModule{},
 		Builtin:         plan.Builtin,
 		WithoutModules:  res.Omitted,

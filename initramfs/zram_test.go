@@ -48,7 +48,14 @@ func TestZram(t *testing.T) {
 		}
 	}
 
+	if strings.Contains(string(content(t, files["etc/ofsroot/build.json"])), `"zram"`) {
+		t.Errorf("build.json says zram without Zram")
+	}
+
 	res, files := build(Options{Zram: mkfs})
+	if !strings.Contains(string(content(t, files["etc/ofsroot/build.json"])), `"zram": true`) {
+		t.Errorf("build.json does not say zram:\n%s", content(t, files["etc/ofsroot/build.json"]))
+	}
 	r, ok := files[strings.TrimPrefix(zram.Mke2fs, "/")]
 	want, _ := os.ReadFile(mkfs)
 	if !ok || r.Mode != cpio.S_IFREG|0o755 || !bytes.Equal(content(t, r), want) {

@@ -31,14 +31,18 @@ import (
 //   - a local edit of the conffile /etc/ofsroot/ofsroot.conf;
 //   - upgrade to 1.0.0: the initramfs is rebuilt (1.0.0), the edit kept;
 //   - the packaged builder, run from /tmp, builds for an armhf board
-//     from a Debian armmp kernel with the shipped armv7 init;
+//     from a Debian armmp kernel with the shipped armv7 init; demo and
+//     bench, the source tree's, refuse and say so;
 //   - the kernel hooks: postinst.d rebuilds a deleted initramfs; with a
-//     bad board it fails and leaves the initramfs as it was; postrm.d
+//     bad board, ZRAM without BUSYBOX, a bad ZRAM word, a dynamic or
+//     missing BUSYBOX it fails, says why and leaves the initramfs as it
+//     was; with BUSYBOX and ZRAM it carries both (build.json); postrm.d
 //     keeps it while the kernel is there and deletes it once gone;
 //   - remove: the programs go, the conffiles and every initramfs stay, the
 //     hooks do nothing; purge: the file list is the one before the
 //     install, but for the kernel's initramfs, which stays;
-//   - the initramfs the package's hook built boots this root protected.
+//   - the initramfs the package's hook built boots this root protected,
+//     and the one built with BUSYBOX and ZRAM boots it on a zram layer.
 func TestPackage(t *testing.T) {
 	t.Parallel()
 	needImageTools(t)
@@ -154,6 +158,38 @@ func TestPackage(t *testing.T) {
 	if fileSHA(t, initrd) != sum {
 		t.Errorf("a failed build changed %s", initrd)
 	}
+	// BUSYBOX and ZRAM: a rescue shell and the zram layer in every
+	// initramfs the hooks build; a setting the builder cannot meet fails
+	// the build, saying why, and leaves the initramfs as it was.
+	bb, err := bootlab.FetchBusybox(cache, s.Board)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "cp", bb, filepath.Join(root, "tmp/busybox"))
+	hook := fmt.Sprintf("/etc/kernel/postinst.d/ofsroot %s /boot/vmlinuz-%s", v, v)
+	for _, bad := range []struct{ conf, says string }{
+		{"ZRAM=\"yes\"\n", "needs BUSYBOX"},
+		{"ZRAM=\"maybe\"\n", "neither yes nor no"},
+		{"BUSYBOX=\"/bin/dash\"\n", "dynamically linked"},
+		{"BUSYBOX=\"/tmp/nothing\"\n", "/tmp/nothing"},
+	} {
+		os.WriteFile(conf, append(append([]byte{}, data...), bad.conf...), 0o644)
+		if out, err := inRootErr(root, hook); err == nil || !strings.Contains(out, "FAILED") || !strings.Contains(out, bad.says) {
+			t.Errorf("a hook with %q: %v\n%s", bad.conf, err, out)
+		}
+		if fileSHA(t, initrd) != sum {
+			t.Errorf("a failed build (%q) changed %s", bad.conf, initrd)
+		}
+	}
+	os.WriteFile(conf, append(append([]byte{}, data...), "BUSYBOX=\"/tmp/busybox\"\nZRAM=\"yes\"\n"...), 0o644)
+	if out := inRoot(t, root, hook+" 2>&1"); !strings.Contains(out, "rescue shell /tmp/busybox, zram layer") {
+		t.Errorf("the hook with BUSYBOX and ZRAM said:\n%s", out)
+	}
+	if info, err := rootstatus.ReadBuildInfo(initrd); err != nil || info == nil || info.ShellSHA256 != fileSHA(t, bb) || !info.Zram {
+		t.Errorf("build.json with BUSYBOX and ZRAM: %+v, %v", info, err)
+	}
+	zramInitrd := filepath.Join(dir, "initrd-zram.img")
+	sh(t, "cp", initrd, zramInitrd)
 	os.WriteFile(conf, data, 0o644)
 	inRoot(t, root, fmt.Sprintf("/etc/kernel/postrm.d/ofsroot %s /boot/vmlinuz-%s", v, v))
 	if _, err := os.Stat(initrd); err != nil {
@@ -210,6 +246,11 @@ func TestPackage(t *testing.T) {
 		t.Errorf("status.json: %+v, want ofsroot_version 1.0.0 and kernel %s", st, v)
 	}
 	assertHas(t, run.Console, "(ofsroot 1.0.0, kernel "+v+")")
+
+	// The one built with BUSYBOX and ZRAM boots the zram layer.
+	run = imageBoot(t, s, vmlinuz, zramInitrd, img, []string{"root=PARTUUID=5eed0001-01", "ro", "overlayfs=yes", "ofs-upper=zram:zstd", "ofs-size=20"})
+	zramStatus(t, run.Report, "zstd")
+	assertImageUnchanged(t, run)
 }
 
 // buildDeb runs make dist's script for amd64 with version v into out and
@@ -233,18 +274,18 @@ func buildDeb(t *testing.T, out, v string) string {
 }
 
 // installTestKernel puts the lab's kernel into root as its package
-// would (vmlinuz in /boot, modules in /usr/lib/modules), pruned to the
-// storage and filesystem modules.
+// would (vmlinuz and config in /boot, modules in /usr/lib/modules),
+// pruned to the storage and filesystem modules and zram's.
 func installTestKernel(t *testing.T, s *bootlab.Setup, root string) {
 	t.Helper()
 	v := s.Kernel.Version
-	sh(t, "cp", "-a", filepath.Join(s.Kernel.Dir, "boot/vmlinuz-"+v), filepath.Join(root, "boot/"))
+	sh(t, "cp", "-a", filepath.Join(s.Kernel.Dir, "boot/vmlinuz-"+v), filepath.Join(s.Kernel.Dir, "boot/config-"+v), filepath.Join(root, "boot/"))
 	mods := filepath.Join(root, "usr/lib/modules", v)
 	os.MkdirAll(filepath.Join(mods, "kernel/drivers"), 0o755)
 	src := filepath.Join(s.Kernel.Dir, "lib/modules", v)
 	files, _ := filepath.Glob(filepath.Join(src, "modules.*"))
 	sh(t, "cp", append(append([]string{"-a"}, files...), mods)...)
-	for _, d := range []string{"fs", "lib", "crypto", "arch", "drivers/block", "drivers/virtio"} {
+	for _, d := range []string{"fs", "lib", "crypto", "arch", "mm", "drivers/block", "drivers/virtio"} {
 		sh(t, "cp", "-a", filepath.Join(src, "kernel", d), filepath.Join(mods, "kernel", filepath.Dir(d)))
 	}
 }

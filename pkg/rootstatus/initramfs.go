@@ -33,8 +33,30 @@ type KernelInitramfs struct {
 	// OfsrootVersion is the version that built it.
 	Ofsroot        bool   `json:"ofsroot"`
 	OfsrootVersion string `json:"ofsroot_version,omitempty"`
+	// RescueShell and Zram say what the initramfs carries beyond the
+	// init and its modules: a shell for ofs-rescue=shell, and what
+	// ofs-upper=zram needs (without them those fall back: a halt, the
+	// tmpfs layer).
+	RescueShell bool `json:"rescue_shell,omitempty"`
+	Zram        bool `json:"zram,omitempty"`
 	// Problem says what is wrong, "" when nothing is.
 	Problem string `json:"problem,omitempty"`
+}
+
+// carries says what the initramfs holds beyond the init and its
+// modules, for the status text: "", or " (with a rescue shell, ...)".
+func (k KernelInitramfs) carries() string {
+	var with []string
+	if k.RescueShell {
+		with = append(with, "a rescue shell")
+	}
+	if k.Zram {
+		with = append(with, "the zram layer's modules and mke2fs")
+	}
+	if len(with) == 0 {
+		return ""
+	}
+	return " (with " + strings.Join(with, " and ") + ")"
 }
 
 // InstalledKernels lists the kernels in bootDir (vmlinuz-* and vmlinux-*)
@@ -61,6 +83,7 @@ func InstalledKernels(bootDir string) []KernelInitramfs {
 				k.Problem = "not made by ofsroot (no " + buildInfoName + " in it)"
 			default:
 				k.Ofsroot, k.OfsrootVersion = true, info.OfsrootVersion
+				k.RescueShell, k.Zram = info.ShellSHA256 != "", info.Zram
 				if info.KernelVersion != v {
 					k.Problem = fmt.Sprintf("made for kernel %s", info.KernelVersion)
 				}
@@ -76,6 +99,8 @@ func InstalledKernels(bootDir string) []KernelInitramfs {
 type BuildInfo struct {
 	KernelVersion  string `json:"kernel_version"`
 	OfsrootVersion string `json:"ofsroot_version"`
+	ShellSHA256    string `json:"shell_sha256"`
+	Zram           bool   `json:"zram"`
 }
 
 // ReadBuildInfo reads build.json out of an initramfs (gzip, xz, zstd or

@@ -62,7 +62,7 @@ func TestInstalledKernels(t *testing.T) {
 	put("initrd.img-6.1.0-2", archive(t, "gzip", map[string]string{"init": "#!/bin/sh\n"})) // initramfs-tools'
 	// 6.1.0-3: none
 	put("initrd.img-6.1.0-4", archive(t, "xz", map[string]string{buildInfoName: `{"kernel_version":"6.1.0-1","ofsroot_version":"0.9"}`}))
-	put("initrd.img-6.1.0-5", archive(t, "", map[string]string{buildInfoName: `{"kernel_version":"6.1.0-5","ofsroot_version":"1.0.0"}`}))
+	put("initrd.img-6.1.0-5", archive(t, "", map[string]string{buildInfoName: `{"kernel_version":"6.1.0-5","ofsroot_version":"1.0.0","shell_sha256":"ab12","zram":true}`}))
 	got := InstalledKernels(boot)
 	want := []struct{ kernel, problem, version string }{
 		{"6.1.0-1", "", "1.0.0"},
@@ -91,6 +91,14 @@ func TestInstalledKernels(t *testing.T) {
 	var text bytes.Buffer
 	r.Text(&text)
 	if !strings.Contains(text.String(), "installed:  kernel 6.1.0-1, "+filepath.Join(boot, "initrd.img-6.1.0-1")+" by ofsroot 1.0.0") {
+		t.Errorf("text:\n%s", text.String())
+	}
+	// What an initramfs carries beyond the init and its modules.
+	if got[0].RescueShell || got[0].Zram || !got[4].RescueShell || !got[4].Zram {
+		t.Errorf("rescue shell and zram: %+v, %+v", got[0], got[4])
+	}
+	if !strings.Contains(text.String(), "initrd.img-6.1.0-1 by ofsroot 1.0.0\n") ||
+		!strings.Contains(text.String(), "by ofsroot 1.0.0 (with a rescue shell and the zram layer's modules and mke2fs)\n") {
 		t.Errorf("text:\n%s", text.String())
 	}
 	// Garbage is an error for that kernel, not a crash.

@@ -343,7 +343,7 @@ func (r *Report) Text(w io.Writer) {
 	}
 	for _, k := range r.Kernels {
 		if k.Problem == "" {
-			fmt.Fprintf(w, "installed:  kernel %s, %s by ofsroot %s\n", k.Kernel, k.Initramfs, k.OfsrootVersion)
+			fmt.Fprintf(w, "installed:  kernel %s, %s by ofsroot %s%s\n", k.Kernel, k.Initramfs, k.OfsrootVersion, k.carries())
 		}
 	}
 	r.mountsText(w) // mounts.go
