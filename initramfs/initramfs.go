@@ -104,9 +104,9 @@ type Options struct {
 	// ModuleParams are parameters for modules, by module name, written
 	// to the module order file.
 	ModuleParams map[string]string
-	// SourceDir is where the search for the ofsroot source tree (a
-	// go.mod of sourcetree.ModulePath here or in a parent) starts when InitBinary
-	// is empty; default: the working directory.
+	// SourceDir is where the search for the ofsroot source tree
+	// (sourcetree.Find) starts when InitBinary is empty; default: the
+	// working directory.
 	SourceDir string
 	// Version is the ofsroot version recorded in build.json; default:
 	// the builder's own (version.Get).
@@ -150,19 +150,19 @@ type Result struct {
 // BuildInfo is the content of BuildInfoFile. It holds nothing that
 // changes between two builds of the same inputs.
 type BuildInfo struct {
-	Board           string `json:"board"`
-	KernelVersion   string `json:"kernel_version"`
-	OfsrootVersion  string `json:"ofsroot_version"`
-	Compression     string `json:"compression"`
-	SourceDateEpoch int64  `json:"source_date_epoch"`
-	InitSHA256      string `json:"init_sha256"`
-	ShellSHA256     string `json:"shell_sha256,omitempty"`
+	Board           string        `json:"board"`
+	KernelVersion   string        `json:"kernel_version"`
+	OfsrootVersion  string        `json:"ofsroot_version"`
+	Compression     string        `json:"compression"`
+	SourceDateEpoch int64         `json:"source_date_epoch"`
+	InitSHA256      string        `json:"init_sha256"`
+	ShellSHA256     string        `json:"shell_sha256,omitempty"`
+	Modules         []BuildModule `json:"modules"`
+	Builtin         []string      `json:"builtin,omitempty"`
+	WithoutModules  []string      `json:"without_modules,omitempty"`
 	// Zram is true when the archive carries what ofs-upper=zram needs
 	// (Options.Zram): the modules and the mke2fs.
-	Zram           bool          `json:"zram,omitempty"`
-	Modules        []BuildModule `json:"modules"`
-	Builtin        []string      `json:"builtin,omitempty"`
-	WithoutModules []string      `json:"without_modules,omitempty"`
+	Zram bool `json:"zram,omitempty"`
 }
 
 // BuildModule is one module in BuildInfo.
