@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/ofsroot/ofsroot/internal/testenv"
 	"github.com/ofsroot/ofsroot/pkg/sandbox"
 )
 
@@ -77,6 +78,7 @@ func TestMounted(t *testing.T) {
 }
 
 func TestStoreRecords(t *testing.T) {
+	testenv.NeedRoot(t, "Save gives an instance's folder to its mapped owner (chown), as ofsroot sandbox does as root")
 	// An older state folder, world-readable.
 	s := Store{Dir: filepath.Join(t.TempDir(), "state")}
 	if err := os.Mkdir(s.Dir, 0o755); err != nil {
