@@ -51,12 +51,12 @@ type Bench struct {
 // host's. A stage is then what the guest executed: it stretches far less
 // with the host's load (a disk read still completes at the host's pace,
 // and the waiting guest's clock jumps to its next timer), and it leaves
-// out TCG's cost of translating code
-// the first time it runs, which a real CPU does not pay (a Go init, whose
-// code mostly runs once, pays it on every line). What it does not model:
-// a real CPU's speed (1 instruction per ns is a round figure, not a
-// board), caches, and devices' own latencies (a disk read completes when
-// the host's I/O does).
+// out TCG's cost of translating code the first time it runs, which a
+// real CPU does not pay (a Go init, whose code mostly runs once, pays it
+// on every line). What it does not model: a real CPU's speed (1
+// instruction per ns is a round figure, not a board), caches, and
+// devices' own latencies (a disk read completes when the host's I/O
+// does).
 var ICount = []string{"-icount", "shift=0,sleep=off"}
 
 // Result is one variant's boots.

@@ -279,6 +279,11 @@ func (b *boot) findRoot() Step {
 		if b.cfg.RootWait {
 			limit = b.cfg.RootWaitTimeout // 0: for ever
 		}
+		// seen lists every block device, for the messages.
+		seen := func() string {
+			devs, _ := blockdev.Scan("/sys", "/dev")
+			return blockdev.Summary(devs)
+		}
 		start := monotonic()
 		lastSay := start
 		for {
@@ -299,10 +304,6 @@ func (b *boot) findRoot() Step {
 				}
 			}
 			waited := monotonic() - start
-			seen := func() string {
-				devs, _ := blockdev.Scan("/sys", "/dev")
-				return blockdev.Summary(devs)
-			}
 			if limit > 0 && waited >= limit {
 				how := "without rootwait"
 				if b.cfg.RootWait {
